@@ -1,0 +1,94 @@
+//! Small presentational pieces shared by the screens.
+
+use leptos::prelude::*;
+
+use crate::error::AppError;
+use crate::model::{format_amount, UsageBar};
+
+#[component]
+pub fn Card(#[prop(into)] title: String, children: Children) -> impl IntoView {
+    view! {
+        <section class="rounded-xl border border-slate-200 bg-white p-5 shadow-sm dark:border-slate-800 dark:bg-slate-900">
+            <h2 class="mb-4 text-base font-semibold text-slate-900 dark:text-slate-100">{title}</h2>
+            {children()}
+        </section>
+    }
+}
+
+#[component]
+pub fn PageHeader(#[prop(into)] title: Signal<String>, #[prop(into)] subtitle: Signal<String>, #[prop(optional)] children: Option<Children>) -> impl IntoView {
+    view! {
+        <div class="mb-6 flex flex-wrap items-end justify-between gap-4">
+            <div>
+                <h1 class="text-2xl font-semibold tracking-tight">{title}</h1>
+                <p class="mt-1 text-sm text-slate-600 dark:text-slate-400">{subtitle}</p>
+            </div>
+            <div class="flex items-center gap-3">{children.map(|c| c())}</div>
+        </div>
+    }
+}
+
+/// A plain, actionable error box. The message is the error's own text.
+#[component]
+pub fn ErrorNotice(error: AppError) -> impl IntoView {
+    let title = match &error {
+        AppError::Unauthenticated => "Signed out",
+        AppError::NotFound(_) => "Not found",
+        AppError::Forbidden(_) => "Not allowed",
+        AppError::ClusterUnavailable(_) => "Cluster unreachable",
+        AppError::Invalid(_) => "Please check your input",
+        _ => "Something went wrong",
+    };
+    view! {
+        <div role="alert" class="rounded-lg border border-rose-200 bg-rose-50 p-4 text-sm text-rose-800 dark:border-rose-900 dark:bg-rose-950 dark:text-rose-200">
+            <p class="font-semibold">{title}</p>
+            <p class="mt-1">{error.to_string()}</p>
+        </div>
+    }
+}
+
+/// A labelled bar with the numbers beside it: "CPU requests  2.5 / 8 vCPU".
+#[component]
+pub fn UsageMeter(bar: UsageBar) -> impl IntoView {
+    let pct = bar.percent();
+    let tone = if pct >= 90.0 {
+        "bg-rose-500"
+    } else if pct >= 70.0 {
+        "bg-amber-500"
+    } else {
+        "bg-indigo-500"
+    };
+    let label = bar.label.clone();
+    view! {
+        <div class="space-y-1.5" data-meter=bar.label.clone()>
+            <div class="flex items-baseline justify-between text-sm">
+                <span class="font-medium text-slate-700 dark:text-slate-300">{label.clone()}</span>
+                <span class="tabular-nums text-slate-600 dark:text-slate-400">
+                    {format!("{} / {} {}", format_amount(bar.used), format_amount(bar.hard), bar.unit)}
+                </span>
+            </div>
+            <div class="h-2 w-full overflow-hidden rounded-full bg-slate-100 dark:bg-slate-800"
+                role="progressbar" aria-label=label.clone() aria-valuemin="0" aria-valuemax="100" aria-valuenow=format!("{pct:.0}")>
+                <div class=format!("h-2 rounded-full {tone}") style=format!("width: {pct:.1}%")></div>
+            </div>
+        </div>
+    }
+}
+
+#[component]
+pub fn Badge(#[prop(into)] text: String, #[prop(optional, into)] tone: Option<String>) -> impl IntoView {
+    let tone = match tone.as_deref() {
+        Some("green") => "bg-emerald-50 text-emerald-700 ring-emerald-600/20 dark:bg-emerald-950 dark:text-emerald-300",
+        Some("amber") => "bg-amber-50 text-amber-700 ring-amber-600/20 dark:bg-amber-950 dark:text-amber-300",
+        Some("red") => "bg-rose-50 text-rose-700 ring-rose-600/20 dark:bg-rose-950 dark:text-rose-300",
+        _ => "bg-indigo-50 text-indigo-700 ring-indigo-600/20 dark:bg-indigo-950 dark:text-indigo-300",
+    };
+    view! {
+        <span class=format!("inline-flex items-center rounded-md px-2 py-0.5 text-xs font-medium ring-1 ring-inset {tone}")>{text}</span>
+    }
+}
+
+/// Shared button looks, so every screen's buttons match.
+pub const BUTTON_PRIMARY: &str = "inline-flex items-center justify-center gap-2 rounded-lg bg-indigo-600 px-4 py-2 text-sm font-semibold text-white shadow-sm hover:bg-indigo-500 focus:outline-none focus-visible:ring-2 focus-visible:ring-indigo-500 focus-visible:ring-offset-2 disabled:cursor-not-allowed disabled:opacity-50 dark:focus-visible:ring-offset-slate-900";
+pub const BUTTON_SECONDARY: &str = "inline-flex items-center justify-center gap-2 rounded-lg border border-slate-300 bg-white px-3 py-2 text-sm font-medium text-slate-700 hover:bg-slate-50 focus:outline-none focus-visible:ring-2 focus-visible:ring-indigo-500 dark:border-slate-700 dark:bg-slate-900 dark:text-slate-200 dark:hover:bg-slate-800";
+pub const INPUT: &str = "block w-full rounded-lg border border-slate-300 bg-white px-3 py-2 text-sm shadow-sm placeholder:text-slate-400 focus:border-indigo-500 focus:outline-none focus:ring-2 focus:ring-indigo-500/30 dark:border-slate-700 dark:bg-slate-900";

@@ -1,0 +1,210 @@
+//! A dedicated node's provisioning, live (use case steps 8-10 and 5a): the steps advance over
+//! server-sent events; Ready brings a notification; a capacity failure shows the error and
+//! the alternatives that have room, each one click away.
+
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::hooks::use_params_map;
+
+use crate::components::{Badge, Card, ErrorNotice, PageHeader, BUTTON_PRIMARY, BUTTON_SECONDARY};
+use crate::error::AppError;
+use crate::model::{format_usd, NodeProgress, StepView};
+use crate::pages::add_node::StartProvisioning;
+use crate::pages::layout::use_workspace_slug;
+
+#[server(endpoint = "load_node_progress")]
+pub async fn load_node_progress(workspace: String, name: String) -> Result<NodeProgress, AppError> {
+    use crate::context::*;
+    backend()?.node_progress(&current_user()?, &workspace, &name).await
+}
+
+/// Where the browser reads the live stream of a node's progress.
+pub fn events_url(workspace: &str, name: &str) -> String {
+    format!("/api/events/w/{workspace}/nodes/{name}")
+}
+
+#[component]
+pub fn NodeProgressPage() -> impl IntoView {
+    let slug = use_workspace_slug();
+    let params = use_params_map();
+    let name = Memo::new(move |_| params.read().get("name").unwrap_or_default());
+    let progress = Resource::new(move || (slug.get(), name.get()), |(ws, n)| load_node_progress(ws, n));
+    view! {
+        <Title text="Provisioning"/>
+        <Transition fallback=|| view! { <p class="text-sm text-slate-500">"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                match progress.await {
+                    Ok(p) => view! { <LiveProgress initial=p/> }.into_any(),
+                    Err(e) => view! { <ErrorNotice error=e/> }.into_any(),
+                }
+            })}
+        </Transition>
+    }
+}
+
+#[component]
+fn LiveProgress(initial: NodeProgress) -> impl IntoView {
+    let state = RwSignal::new(initial);
+    let just_ready = RwSignal::new(false);
+    #[cfg(feature = "hydrate")]
+    follow_events(state, just_ready);
+    let p = move || state.get();
+    view! {
+        <PageHeader title=move || format!("Dedicated node {}", p().name) subtitle=move || format!("{} in {}", p().size, p().region)>
+            <span data-testid="phase">{move || view! { <Badge text=p().phase tone=phase_tone(&p().phase)/> }}</span>
+        </PageHeader>
+        {move || just_ready.get().then(|| view! { <ReadyToast p=p()/> })}
+        <div class="grid gap-6 lg:grid-cols-3">
+            <div class="lg:col-span-2">
+                <Card title="Provisioning progress">
+                    <div class="mb-5 h-2 w-full overflow-hidden rounded-full bg-slate-100 dark:bg-slate-800"
+                        role="progressbar" aria-label="Provisioning progress" aria-valuemin="0" aria-valuemax="100" aria-valuenow=move || p().progress.to_string()>
+                        <div class="h-2 rounded-full bg-indigo-500 transition-all" style=move || format!("width: {}%", p().progress)></div>
+                    </div>
+                    <ol class="space-y-4" data-testid="steps">
+                        {move || p().steps.into_iter().map(|s| view! { <Step s/> }).collect_view()}
+                    </ol>
+                </Card>
+            </div>
+            <div class="space-y-6">
+                {move || (p().phase == "Failed").then(|| view! { <FailurePanel p=p()/> })}
+                {move || (p().phase == "Ready").then(|| {
+                    let ws = p().workspace;
+                    view! {
+                        <Card title="Next: move your workloads">
+                            <p class="mb-4 text-sm text-slate-600 dark:text-slate-400">"The node is ready. Move your production deployment onto it without downtime."</p>
+                            <a class=BUTTON_PRIMARY href=format!("/w/{ws}/migrations")>"Workload Migration"</a>
+                        </Card>
+                    }
+                })}
+            </div>
+        </div>
+    }
+}
+
+fn phase_tone(phase: &str) -> &'static str {
+    match phase {
+        "Ready" => "green",
+        "Failed" => "red",
+        _ => "amber",
+    }
+}
+
+#[component]
+fn Step(s: StepView) -> impl IntoView {
+    let (dot, label) = match s.state.as_str() {
+        "Done" => ("bg-emerald-500", "done"),
+        "Running" => ("bg-indigo-500 animate-pulse", "in progress"),
+        "Failed" => ("bg-rose-500", "failed"),
+        _ => ("bg-slate-300 dark:bg-slate-600", "waiting"),
+    };
+    let when = s.finished_at.clone().or(s.started_at.clone()).map(|t| t.replace('T', " ").trim_end_matches('Z').to_string());
+    view! {
+        <li class="flex items-start gap-3" data-step=s.name.clone() data-state=s.state.clone()>
+            <span class=format!("mt-1.5 h-2.5 w-2.5 shrink-0 rounded-full {dot}") aria-hidden="true"></span>
+            <div class="flex-1">
+                <p class="text-sm font-medium">{step_title(&s.name)}<span class="ml-2 text-xs font-normal text-slate-500">{label}</span></p>
+                {s.message.clone().map(|m| view! { <p class="text-xs text-slate-600 dark:text-slate-400">{m}</p> })}
+            </div>
+            <span class="text-xs tabular-nums text-slate-500">{when}</span>
+        </li>
+    }
+}
+
+fn step_title(name: &str) -> &'static str {
+    match name {
+        "CapacityReserved" => "Capacity reserved",
+        "Booting" => "Booting",
+        "Registering" => "Registering with the cluster",
+        "Ready" => "Ready",
+        _ => "Step",
+    }
+}
+
+#[component]
+fn FailurePanel(p: NodeProgress) -> impl IntoView {
+    let retry = ServerAction::<StartProvisioning>::new();
+    let retry_error = move || retry.value().get().and_then(|r| r.err());
+    let (ws, failed) = (p.workspace.clone(), p.name.clone());
+    let alternatives = p.alternatives.clone();
+    view! {
+        <Card title="Provisioning failed">
+            <div role="alert" class="mb-4 rounded-lg border border-rose-200 bg-rose-50 p-3 text-sm text-rose-800 dark:border-rose-900 dark:bg-rose-950 dark:text-rose-200">
+                <p class="font-semibold">{p.error_reason.clone().unwrap_or_else(|| "Error".into())}</p>
+                <p class="mt-1">{p.error_message.clone().unwrap_or_default()}</p>
+            </div>
+            {if alternatives.is_empty() {
+                view! { <p class="text-sm text-slate-600 dark:text-slate-400">"No region or size has room right now. Try again later."</p> }.into_any()
+            } else {
+                view! {
+                    <p class="mb-3 text-sm font-medium">"These have room now:"</p>
+                    <div class="space-y-2" data-testid="alternatives">
+                        {alternatives.into_iter().map(|a| {
+                            let (ws, failed) = (ws.clone(), failed.clone());
+                            view! {
+                            <ActionForm action=retry>
+                                <input type="hidden" name="workspace" value=ws.clone()/>
+                                <input type="hidden" name="size" value=a.size.clone()/>
+                                <input type="hidden" name="region" value=a.region.clone()/>
+                                <input type="hidden" name="replaces" value=failed.clone()/>
+                                <button type="submit" class=format!("{BUTTON_SECONDARY} w-full justify-between")>
+                                    <span>{format!("Retry: {} in {}", a.size, a.region)}</span>
+                                    <span class="tabular-nums text-slate-500">{format!("{}/mo", format_usd(a.monthly_usd))}</span>
+                                </button>
+                            </ActionForm>
+                        }}).collect_view()}
+                    </div>
+                }.into_any()
+            }}
+            {move || retry_error().map(|e| view! { <div class="mt-3"><ErrorNotice error=e/></div> })}
+        </Card>
+    }
+}
+
+#[component]
+fn ReadyToast(p: NodeProgress) -> impl IntoView {
+    view! {
+        <div role="status" class="fixed bottom-6 right-6 z-30 w-80 rounded-xl border border-emerald-200 bg-white p-4 shadow-lg dark:border-emerald-900 dark:bg-slate-900">
+            <p class="text-sm font-semibold text-emerald-700 dark:text-emerald-300">"Dedicated node ready"</p>
+            <p class="mt-1 text-sm text-slate-600 dark:text-slate-400">{format!("{} ({}, {}) is ready for workloads.", p.name, p.size, p.region)}</p>
+        </div>
+    }
+}
+
+/// Follows the server-sent events of this node until it settles or the page goes away.
+#[cfg(feature = "hydrate")]
+fn follow_events(state: RwSignal<NodeProgress>, just_ready: RwSignal<bool>) {
+    use futures::StreamExt;
+    use gloo_net::eventsource::futures::EventSource;
+
+    let start = state.get_untracked();
+    if start.is_settled() {
+        return;
+    }
+    let epoch = use_context::<crate::pages::layout::NotificationsEpoch>();
+    let url = events_url(&start.workspace, &start.name);
+    leptos::task::spawn_local(async move {
+        let Ok(mut source) = EventSource::new(&url) else { return };
+        let Ok(mut stream) = source.subscribe("progress") else { return };
+        while let Some(Ok((_, msg))) = stream.next().await {
+            let Some(text) = msg.data().as_string() else { continue };
+            let Ok(update) = serde_json::from_str::<NodeProgress>(&text) else { continue };
+            let settled = update.is_settled();
+            let became_ready = update.phase == "Ready";
+            // A disposed signal means the page is gone: stop listening.
+            if state.try_set(update).is_some() {
+                break;
+            }
+            if became_ready {
+                just_ready.set(true);
+                if let Some(e) = epoch {
+                    e.0.update(|v| *v += 1);
+                }
+            }
+            if settled {
+                break;
+            }
+        }
+        source.close();
+    });
+}

@@ -1,0 +1,194 @@
+//! Node Management (use case steps 1-2): the workspace's shared-pool usage, live from the
+//! cluster, what the shared pool does not give, and the workspace's dedicated nodes.
+
+use leptos::prelude::*;
+use leptos_meta::Title;
+
+use crate::components::{Badge, Card, ErrorNotice, PageHeader, UsageMeter, BUTTON_PRIMARY, BUTTON_SECONDARY};
+use crate::error::AppError;
+use crate::model::{format_amount, DedicatedNodeSummary, NodeOverview, Plan};
+use crate::pages::layout::use_workspace_slug;
+
+#[server(endpoint = "load_node_overview")]
+pub async fn load_node_overview(workspace: String) -> Result<NodeOverview, AppError> {
+    use crate::context::*;
+    backend()?.node_overview(&current_user()?, &workspace).await
+}
+
+#[server(endpoint = "delete_dedicated_node")]
+pub async fn delete_dedicated_node(workspace: String, name: String) -> Result<(), AppError> {
+    use crate::context::*;
+    backend()?.delete_dedicated_node(&current_user()?, &workspace, &name).await
+}
+
+#[component]
+pub fn NodeManagementPage() -> impl IntoView {
+    let slug = use_workspace_slug();
+    let delete = ServerAction::<DeleteDedicatedNode>::new();
+    provide_context(delete);
+    let overview = Resource::new(move || (slug.get(), delete.version().get()), |(ws, _)| load_node_overview(ws));
+    view! {
+        <Title text="Node Management"/>
+        <Transition fallback=|| view! { <p class="text-sm text-slate-500">"Loading node usage…"</p> }>
+            {move || Suspend::new(async move {
+                match overview.await {
+                    Ok(o) => view! { <Overview o/> }.into_any(),
+                    Err(e) => view! { <ErrorNotice error=e/> }.into_any(),
+                }
+            })}
+        </Transition>
+    }
+}
+
+#[component]
+fn Overview(o: NodeOverview) -> impl IntoView {
+    let plan = o.workspace.plan;
+    let add_href = format!("/w/{}/nodes/new", o.workspace.slug);
+    view! {
+        <PageHeader title="Node Management" subtitle=format!("{} · {} plan", o.workspace.name, plan.label())>
+            {plan.allows_dedicated_nodes().then(|| view! {
+                <a href=add_href.clone() class=BUTTON_PRIMARY>"Add Dedicated Node"</a>
+            })}
+        </PageHeader>
+        {o.cluster_error.clone().map(|msg| view! { <div class="mb-6"><ErrorNotice error=AppError::ClusterUnavailable(msg)/></div> })}
+        <div class="grid gap-6 lg:grid-cols-3">
+            <div class="lg:col-span-2">
+                <Card title="Shared node pool usage">
+                    {match o.shared_pool.clone() {
+                        Some(pool) => view! {
+                            <div class="space-y-5" data-testid="shared-pool">
+                                <UsageMeter bar=pool.cpu/>
+                                <UsageMeter bar=pool.memory/>
+                                <UsageMeter bar=pool.pods/>
+                                <p class="text-xs text-slate-500 dark:text-slate-400">
+                                    {format!("Live from your workspace's ResourceQuota. The pool has {} nodes shared with {} other workspace{}.",
+                                        pool.pool_nodes, pool.neighbour_workspaces, if pool.neighbour_workspaces == 1 { "" } else { "s" })}
+                                </p>
+                            </div>
+                        }.into_any(),
+                        None => view! { <p class="text-sm text-slate-500">"Usage is unavailable while the cluster cannot be reached."</p> }.into_any(),
+                    }}
+                </Card>
+            </div>
+            <Card title="Shared pool limitations">
+                <ul class="space-y-3 text-sm text-slate-700 dark:text-slate-300">
+                    <li><span class="font-medium">"Quota ceiling. "</span>"Your plan's quota caps requests; a busy release can hit it."</li>
+                    <li><span class="font-medium">"No isolation. "</span>"Your pods share nodes with other tenants' workloads (noisy neighbours)."</li>
+                    <li><span class="font-medium">"No guaranteed CPU. "</span>"Bursts compete for the same cores, so latency varies with others' load."</li>
+                </ul>
+            </Card>
+        </div>
+        <div class="mt-6">
+            <Card title="Dedicated nodes">
+                {if !plan.allows_dedicated_nodes() {
+                    view! { <UpgradeNotice plan/> }.into_any()
+                } else if o.dedicated_nodes.is_empty() {
+                    view! {
+                        <div class="py-6 text-center">
+                            <p class="text-sm text-slate-600 dark:text-slate-400">"No dedicated nodes yet. A dedicated node gives your production workloads guaranteed CPU and memory, isolated from other tenants."</p>
+                        </div>
+                    }.into_any()
+                } else {
+                    view! { <DedicatedNodeTable ws=o.workspace.slug.clone() nodes=o.dedicated_nodes.clone()/> }.into_any()
+                }}
+            </Card>
+        </div>
+    }
+}
+
+#[component]
+fn UpgradeNotice(plan: Plan) -> impl IntoView {
+    view! {
+        <div class="rounded-lg border border-amber-200 bg-amber-50 p-4 text-sm dark:border-amber-900 dark:bg-amber-950" data-testid="upgrade-notice">
+            <p class="font-semibold text-amber-900 dark:text-amber-200">{format!("Dedicated nodes are not part of the {} plan", plan.label())}</p>
+            <p class="mt-1 text-amber-800 dark:text-amber-300">"Upgrade to Pro to add dedicated nodes: guaranteed CPU and memory, isolation from other tenants, and zero-downtime migration of your production workloads."</p>
+        </div>
+    }
+}
+
+#[component]
+fn DedicatedNodeTable(ws: String, nodes: Vec<DedicatedNodeSummary>) -> impl IntoView {
+    let delete = expect_context::<ServerAction<DeleteDedicatedNode>>();
+    let confirming = RwSignal::new(None::<String>);
+    let delete_error = move || delete.value().get().and_then(|r| r.err());
+    let ws_dialog = ws.clone();
+    view! {
+        {move || delete_error().map(|e| view! { <div class="mb-4"><ErrorNotice error=e/></div> })}
+        {move || confirming.get().map(|name| view! { <ConfirmDelete ws=ws_dialog.clone() name confirming/> })}
+        <div class="overflow-x-auto">
+            <table class="min-w-full text-left text-sm">
+                <thead class="text-xs uppercase tracking-wide text-slate-500">
+                    <tr>
+                        <th class="py-2 pr-4">"Node"</th><th class="py-2 pr-4">"Status"</th><th class="py-2 pr-4">"Size"</th>
+                        <th class="py-2 pr-4">"Region"</th><th class="py-2 pr-4">"Age"</th><th class="py-2 pr-4">"CPU allocated"</th><th class="py-2 pr-4">"Memory allocated"</th><th class="py-2"><span class="sr-only">"Actions"</span></th>
+                    </tr>
+                </thead>
+                <tbody class="divide-y divide-slate-100 dark:divide-slate-800">
+                    {nodes.into_iter().map(|n| {
+                        let href = format!("/w/{ws}/nodes/{}", n.name);
+                        let to_confirm = n.name.clone();
+                        let tone = match n.phase.as_str() { "Ready" => "green", "Failed" => "red", _ => "amber" };
+                        view! {
+                            <tr data-node=n.name.clone()>
+                                <td class="py-3 pr-4 font-medium"><a class="text-indigo-600 hover:underline dark:text-indigo-400" href=href>{n.name.clone()}</a></td>
+                                <td class="py-3 pr-4"><Badge text=n.phase.clone() tone=tone/></td>
+                                <td class="py-3 pr-4">{n.size.clone()}</td>
+                                <td class="py-3 pr-4">{n.region.clone()}</td>
+                                <td class="py-3 pr-4 tabular-nums">{format_age(n.age_seconds)}</td>
+                                <td class="py-3 pr-4 tabular-nums">{format!("{} / {} {}", format_amount(n.cpu.used), format_amount(n.cpu.hard), n.cpu.unit)}</td>
+                                <td class="py-3 pr-4 tabular-nums">{format!("{} / {} {}", format_amount(n.memory.used), format_amount(n.memory.hard), n.memory.unit)}</td>
+                                <td class="py-3 text-right">
+                                    <button type="button" class="rounded-lg px-2 py-1 text-sm text-rose-600 hover:bg-rose-50 focus:outline-none focus-visible:ring-2 focus-visible:ring-rose-500 dark:text-rose-400 dark:hover:bg-rose-950"
+                                        on:click=move |_| confirming.set(Some(to_confirm.clone()))>"Delete"</button>
+                                </td>
+                            </tr>
+                        }
+                    }).collect_view()}
+                </tbody>
+            </table>
+        </div>
+    }
+}
+
+/// Asks before deleting; Escape or Cancel closes, the focus starts on Cancel.
+#[component]
+fn ConfirmDelete(ws: String, name: String, confirming: RwSignal<Option<String>>) -> impl IntoView {
+    let delete = expect_context::<ServerAction<DeleteDedicatedNode>>();
+    let submitted = move |_| confirming.set(None);
+    view! {
+        <div class="fixed inset-0 z-40 flex items-center justify-center bg-slate-900/50 p-4" on:keydown=move |ev| if ev.key() == "Escape" { confirming.set(None) }>
+            <div role="alertdialog" aria-modal="true" aria-labelledby="confirm-delete-title" class="w-full max-w-md rounded-xl bg-white p-6 shadow-xl dark:bg-slate-900">
+                <h2 id="confirm-delete-title" class="text-lg font-semibold">{format!("Delete dedicated node {name}?")}</h2>
+                <p class="mt-2 text-sm text-slate-600 dark:text-slate-400">"The node and its capacity reservation are removed and billing stops. Nodes that still run workloads cannot be deleted."</p>
+                <ActionForm action=delete on:submit=submitted attr:class="mt-6 flex justify-end gap-3">
+                    <input type="hidden" name="workspace" value=ws/>
+                    <input type="hidden" name="name" value=name.clone()/>
+                    <button type="button" autofocus class=BUTTON_SECONDARY on:click=move |_| confirming.set(None)>"Cancel"</button>
+                    <button type="submit" class="inline-flex items-center rounded-lg bg-rose-600 px-4 py-2 text-sm font-semibold text-white hover:bg-rose-500 focus:outline-none focus-visible:ring-2 focus-visible:ring-rose-500">"Delete node"</button>
+                </ActionForm>
+            </div>
+        </div>
+    }
+}
+
+/// "45s", "12m", "3h", "2d": the age column of kubectl.
+pub fn format_age(seconds: i64) -> String {
+    let s = seconds.max(0);
+    match s {
+        0..=59 => format!("{s}s"),
+        60..=3599 => format!("{}m", s / 60),
+        3600..=86_399 => format!("{}h", s / 3600),
+        _ => format!("{}d", s / 86_400),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn ages_read_like_kubectl() {
+        assert_eq!(super::format_age(5), "5s");
+        assert_eq!(super::format_age(125), "2m");
+        assert_eq!(super::format_age(7200), "2h");
+        assert_eq!(super::format_age(200_000), "2d");
+    }
+}

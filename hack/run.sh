@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# `make run`: installs what is missing, starts the local cluster (unless KUBECONFIG points at
+# another one), builds, and serves the dashboard with the demo account.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+. "$here/env.sh"
+cd "$here/.."
+
+bash hack/tools.sh
+if [ -z "${KUBECONFIG:-}" ]; then
+  bash hack/cluster/up.sh
+  bash hack/cluster/seed.sh
+  . "${HEXA_CLUSTER_DIR:-$HEXA_CACHE/cluster}/env"
+  export KUBECONFIG
+else
+  step "using the cluster of KUBECONFIG=$KUBECONFIG"
+fi
+bash hack/build.sh
+
+mkdir -p "$HEXA_CACHE/data"
+export DATABASE_URL="${DATABASE_URL:-sqlite://$HEXA_CACHE/data/hexabase.db?mode=rwc}"
+export LEPTOS_SITE_ROOT="$CARGO_TARGET_DIR/site"
+export LISTEN_ADDR="${LISTEN_ADDR:-127.0.0.1:3000}"
+cat <<MSG
+
+  Hexabase.AI is starting on  http://$LISTEN_ADDR
+  Sign in as                  dev@example.com / hexabase-demo
+  Cluster                     KUBECONFIG=$KUBECONFIG
+  Stop with Ctrl-C; stop the cluster with 'make cluster-down'.
+
+MSG
+exec "$CARGO_TARGET_DIR/release/server" --seed-demo

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# `make test`: every test. Rust unit and integration tests (SQLite and PostgreSQL, against the
+# local cluster), then the Playwright suite in Debian's Chromium against a release build.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+. "$here/env.sh"
+cd "$here/.."
+
+bash hack/tools.sh
+
+cluster_dir="${HEXA_CLUSTER_DIR:-$HEXA_CACHE/cluster}"
+started_cluster=0
+server_pid=""
+cleanup() {
+  [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null || true
+  bash hack/postgres.sh stop || true
+  if [ "$started_cluster" = 1 ] && [ -z "${HEXA_KEEP_CLUSTER:-}" ]; then bash hack/cluster/down.sh || true; fi
+}
+trap cleanup EXIT
+
+apiserver_pid="$cluster_dir/run/kube-apiserver.pid"
+if ! { [ -f "$apiserver_pid" ] && kill -0 "$(cat "$apiserver_pid")" 2>/dev/null; }; then started_cluster=1; fi
+bash hack/cluster/up.sh
+bash hack/cluster/seed.sh
+. "$cluster_dir/env"
+export KUBECONFIG
+
+step "starting a throwaway PostgreSQL"
+TEST_POSTGRES_URL="$(bash hack/postgres.sh start | tail -n1)"
+export TEST_POSTGRES_URL HEXA_REQUIRE_POSTGRES=1
+
+step "cargo test (unit and integration)"
+cargo test --workspace --exclude frontend --no-fail-fast
+
+bash hack/build.sh
+
+step "Playwright end-to-end tests in Chromium"
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+e2e_db="$HEXA_CACHE/e2e-$$.db"
+rm -f "$e2e_db"
+LISTEN_ADDR="127.0.0.1:$port" DATABASE_URL="sqlite://$e2e_db?mode=rwc" LEPTOS_SITE_ROOT="$CARGO_TARGET_DIR/site" \
+  "$CARGO_TARGET_DIR/release/server" --seed-demo >"$HEXA_CACHE/e2e-server.log" 2>&1 &
+server_pid=$!
+for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.2; done
+cd end2end
+[ -d node_modules/@playwright/test ] || npm ci --no-audit --no-fund
+BASE_URL="http://127.0.0.1:$port" npx playwright test

@@ -1,0 +1,27 @@
+//! Reading the Kubernetes cluster: the client, the platform's labels, quantities, and the
+//! workspace's shared-pool usage.
+
+pub mod labels;
+pub mod quantity;
+pub mod usage;
+
+use std::path::Path;
+use std::time::Duration;
+
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Client, Config};
+
+/// A client with short timeouts: a cluster that is down must give the user a clear message
+/// within seconds, not hang a page.
+pub async fn connect(kubeconfig: Option<&Path>) -> Result<Client, kube::Error> {
+    let mut config = match kubeconfig {
+        Some(path) => {
+            let kc = Kubeconfig::read_from(path).map_err(kube::Error::InferKubeconfig)?;
+            Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await.map_err(kube::Error::InferKubeconfig)?
+        }
+        None => Config::infer().await.map_err(kube::Error::InferConfig)?,
+    };
+    config.connect_timeout = Some(Duration::from_secs(3));
+    config.read_timeout = Some(Duration::from_secs(15));
+    Client::try_from(config)
+}

@@ -1,0 +1,40 @@
+//! Configuration from flags and environment variables (flags win).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, ValueEnum};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Clone, Parser)]
+#[command(name = "hexabase", about = "Hexabase.AI dashboard: dedicated nodes and zero-downtime workload migration")]
+pub struct Config {
+    /// Address to listen on.
+    #[arg(long, env = "LISTEN_ADDR", default_value = "127.0.0.1:3000")]
+    pub listen: SocketAddr,
+    /// `sqlite://path?mode=rwc` (default, embedded) or `postgres://...`.
+    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://hexabase.db?mode=rwc")]
+    pub database_url: String,
+    /// Kubeconfig of the cluster to manage; without it the usual in-cluster/~/.kube lookup applies.
+    #[arg(long, env = "KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Folder with the built site (`pkg/` with the wasm bundle, and public assets).
+    #[arg(long, env = "LEPTOS_SITE_ROOT", default_value = "target/site")]
+    pub site_root: String,
+    /// Mark session cookies `Secure` (set it when served over HTTPS).
+    #[arg(long, env = "SECURE_COOKIES", default_value_t = false)]
+    pub secure_cookies: bool,
+    /// Create the demo account and workspaces (idempotent).
+    #[arg(long, env = "SEED_DEMO", default_value_t = false)]
+    pub seed_demo: bool,
+    /// Requests that take longer are answered 408.
+    #[arg(long, env = "REQUEST_TIMEOUT_SECS", default_value_t = 30)]
+    pub request_timeout_secs: u64,
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "pretty")]
+    pub log_format: LogFormat,
+}

@@ -1,0 +1,92 @@
+#![recursion_limit = "256"]
+//! The Hexabase.AI server: configuration, the database, sign-in and sessions, the cluster
+//! reader, and the HTTP surface. `main.rs` wires them; tests drive them directly.
+
+pub mod auth;
+pub mod backend;
+pub mod catalogue;
+pub mod crd;
+pub mod cluster;
+pub mod config;
+pub mod db;
+pub mod metrics;
+pub mod provisioning;
+pub mod seed;
+pub mod store;
+pub mod web;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use leptos::prelude::LeptosOptions;
+
+use crate::auth::rate_limit::LoginLimiter;
+use crate::backend::DashboardBackend;
+use crate::config::Config;
+use crate::store::Store;
+use crate::web::AppState;
+
+/// Builds the application state from configuration: connects the database (running
+/// migrations), seeds the demo when asked, and connects the cluster if one is configured.
+pub async fn build_state(config: &Config) -> anyhow_like::Result<AppState> {
+    let db = db::connect(&config.database_url).await.map_err(|e| anyhow_like::msg(format!("database {}: {e}", redact(&config.database_url))))?;
+    let store = Store::new(db);
+    if config.seed_demo {
+        seed::seed_demo(&store).await.map_err(|e| anyhow_like::msg(format!("seeding demo data: {e}")))?;
+    }
+    let kube = match cluster::connect(config.kubeconfig.as_deref()).await {
+        Ok(c) => Some(c),
+        Err(e) => {
+            tracing::warn!(error = %e, "no Kubernetes cluster: pages will say so");
+            None
+        }
+    };
+    let backend = DashboardBackend::new(store.clone(), kube.clone(), LoginLimiter::default(), config.secure_cookies);
+    let leptos = LeptosOptions::builder()
+        .output_name("hexabase")
+        .site_root(config.site_root.as_str())
+        .site_pkg_dir("pkg")
+        .site_addr(config.listen)
+        .build();
+    Ok(AppState { leptos, store, backend, kube, metrics: Arc::new(metrics::Metrics::default()) })
+}
+
+pub async fn serve(config: Config, listener: tokio::net::TcpListener, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow_like::Result<()> {
+    let state = build_state(&config).await?;
+    let app = web::router(state, Duration::from_secs(config.request_timeout_secs));
+    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(|e| anyhow_like::msg(e.to_string()))
+}
+
+/// Hides the password in a database URL before it reaches a log line.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            let user = creds.split(':').next().unwrap_or("");
+            format!("{}{user}:***{}", &url[..s + 3], &url[at..])
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// A tiny boxed error for start-up failures: they are reported, never matched on.
+pub mod anyhow_like {
+    pub type Error = Box<dyn std::error::Error + Send + Sync>;
+    pub type Result<T> = std::result::Result<T, Error>;
+    pub fn msg(m: String) -> Error {
+        m.into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn redacts_database_passwords() {
+        assert_eq!(super::redact("postgres://app:s3cret@127.0.0.1:5432/db"), "postgres://app:***@127.0.0.1:5432/db");
+        assert_eq!(super::redact("sqlite://hexabase.db?mode=rwc"), "sqlite://hexabase.db?mode=rwc");
+    }
+}

@@ -1,0 +1,352 @@
+//! The provisioning status as a state machine, without I/O: which step runs next, the moves
+//! each step may make, and what phase, progress and conditions follow from the steps. The
+//! controller does the work; this file decides what the status says about it.
+
+use std::time::Duration;
+
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+use super::provider::Offering;
+use crate::catalogue::Catalogue;
+use crate::crd::{Alternative, Condition, DedicatedNodeStatus, Phase, ProvisioningError, ProvisioningStep, StepName, StepState};
+
+/// Condition recording that the user was told how provisioning ended (so a re-run of the
+/// reconcile after a restart does not tell them twice).
+pub const NOTIFIED: &str = "UserNotified";
+pub const REASON_INSUFFICIENT_CAPACITY: &str = "InsufficientCapacity";
+pub const REASON_INVALID_SPEC: &str = "InvalidSpec";
+
+pub fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&Rfc3339).unwrap_or_default()
+}
+
+pub fn parse_rfc3339(s: &str) -> Option<OffsetDateTime> {
+    OffsetDateTime::parse(s, &Rfc3339).ok()
+}
+
+/// The condition type that mirrors a step being done (Karpenter style: one condition a step).
+pub fn condition_type(step: StepName) -> &'static str {
+    match step {
+        StepName::CapacityReserved => "CapacityReserved",
+        StepName::Booting => "Booted",
+        StepName::Registering => "Registered",
+        StepName::Ready => "Ready",
+    }
+}
+
+/// A status before anything happened: every step pending.
+pub fn fresh() -> DedicatedNodeStatus {
+    DedicatedNodeStatus {
+        steps: StepName::ALL.iter().map(|&name| ProvisioningStep { name, state: StepState::Pending, started_at: None, finished_at: None, message: None }).collect(),
+        ..Default::default()
+    }
+}
+
+/// A step move that is not allowed (a bug in the caller, never a user error).
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[error("step {step:?} cannot go from {from:?} to {to:?}")]
+pub struct InvalidTransition {
+    pub step: StepName,
+    pub from: StepState,
+    pub to: StepState,
+}
+
+/// The allowed moves: Pending → Running → Done | Failed. Done and Failed are final.
+fn transition(step: StepName, from: StepState, to: StepState) -> Result<StepState, InvalidTransition> {
+    use StepState::*;
+    match (from, to) {
+        (Pending, Running) | (Running, Done) | (Running, Failed) => Ok(to),
+        (Running, Running) => Ok(Running),
+        _ => Err(InvalidTransition { step, from, to }),
+    }
+}
+
+/// Operations on a status; each keeps phase and progress consistent with the steps.
+pub trait StatusExt {
+    /// The first step not yet done, unless provisioning failed (then nothing runs).
+    fn next_step(&self) -> Option<StepName>;
+    fn step(&self, name: StepName) -> Option<&ProvisioningStep>;
+    fn started_at(&self, name: StepName) -> Option<OffsetDateTime>;
+    fn start(&mut self, name: StepName, now: OffsetDateTime) -> Result<(), InvalidTransition>;
+    fn complete(&mut self, name: StepName, now: OffsetDateTime) -> Result<(), InvalidTransition>;
+    /// Ends provisioning: the step fails, with the reason and what the user could pick instead.
+    fn fail(&mut self, name: StepName, now: OffsetDateTime, error: ProvisioningError, alternatives: Vec<Alternative>) -> Result<(), InvalidTransition>;
+    /// A note on the running step (e.g. the error a retry is waiting out).
+    fn note(&mut self, name: StepName, message: Option<String>);
+    /// Whether this order holds one of its region's slots for its size.
+    fn holds_capacity(&self) -> bool;
+    fn is_notified(&self) -> bool;
+    /// Phase, progress and the step conditions, recomputed from the steps.
+    fn settle(&mut self, generation: Option<i64>, now: OffsetDateTime);
+    fn set_condition(&mut self, type_: &str, ok: bool, reason: &str, message: &str, generation: Option<i64>, now: OffsetDateTime);
+}
+
+impl StatusExt for DedicatedNodeStatus {
+    fn next_step(&self) -> Option<StepName> {
+        if self.steps.iter().any(|s| s.state == StepState::Failed) {
+            return None;
+        }
+        StepName::ALL.into_iter().find(|&n| self.step(n).is_none_or(|s| s.state != StepState::Done))
+    }
+
+    fn step(&self, name: StepName) -> Option<&ProvisioningStep> {
+        self.steps.iter().find(|s| s.name == name)
+    }
+
+    fn started_at(&self, name: StepName) -> Option<OffsetDateTime> {
+        self.step(name).and_then(|s| s.started_at.as_deref()).and_then(parse_rfc3339)
+    }
+
+    fn start(&mut self, name: StepName, now: OffsetDateTime) -> Result<(), InvalidTransition> {
+        let step = step_mut(self, name);
+        if step.state == StepState::Pending {
+            step.started_at = Some(rfc3339(now));
+        }
+        step.state = transition(name, step.state, StepState::Running)?;
+        Ok(())
+    }
+
+    fn complete(&mut self, name: StepName, now: OffsetDateTime) -> Result<(), InvalidTransition> {
+        let step = step_mut(self, name);
+        step.state = transition(name, step.state, StepState::Done)?;
+        step.finished_at = Some(rfc3339(now));
+        step.message = None;
+        Ok(())
+    }
+
+    fn fail(&mut self, name: StepName, now: OffsetDateTime, error: ProvisioningError, alternatives: Vec<Alternative>) -> Result<(), InvalidTransition> {
+        let step = step_mut(self, name);
+        step.state = transition(name, step.state, StepState::Failed)?;
+        step.finished_at = Some(rfc3339(now));
+        step.message = Some(error.message.clone());
+        self.error = Some(error);
+        self.alternatives = alternatives;
+        Ok(())
+    }
+
+    fn note(&mut self, name: StepName, message: Option<String>) {
+        step_mut(self, name).message = message;
+    }
+
+    fn holds_capacity(&self) -> bool {
+        self.phase != Phase::Failed && self.step(StepName::CapacityReserved).is_some_and(|s| s.state == StepState::Done)
+    }
+
+    fn is_notified(&self) -> bool {
+        self.conditions.iter().any(|c| c.type_ == NOTIFIED && c.status == "True")
+    }
+
+    fn settle(&mut self, generation: Option<i64>, now: OffsetDateTime) {
+        let done = self.steps.iter().filter(|s| s.state == StepState::Done).count();
+        self.progress = u8::try_from(done * 100 / StepName::ALL.len()).unwrap_or(100);
+        if self.phase != Phase::Deleting {
+            self.phase = if self.steps.iter().any(|s| s.state == StepState::Failed) {
+                Phase::Failed
+            } else if done == StepName::ALL.len() {
+                Phase::Ready
+            } else if self.steps.iter().any(|s| s.state != StepState::Pending) {
+                Phase::Provisioning
+            } else {
+                Phase::Pending
+            };
+        }
+        for name in StepName::ALL {
+            let Some(step) = self.step(name).cloned() else { continue };
+            let (ok, reason, message) = match step.state {
+                StepState::Done => (true, "Done".to_string(), String::new()),
+                StepState::Failed => {
+                    let e = self.error.clone().unwrap_or(ProvisioningError { reason: "Failed".into(), message: String::new() });
+                    (false, e.reason, e.message)
+                }
+                StepState::Running => (false, "InProgress".to_string(), step.message.clone().unwrap_or_default()),
+                StepState::Pending => (false, "Pending".to_string(), String::new()),
+            };
+            self.set_condition(condition_type(name), ok, &reason, &message, generation, now);
+        }
+        self.observed_generation = generation;
+    }
+
+    fn set_condition(&mut self, type_: &str, ok: bool, reason: &str, message: &str, generation: Option<i64>, now: OffsetDateTime) {
+        let status = if ok { "True" } else { "False" };
+        let next = |last_transition_time: String| Condition {
+            type_: type_.to_string(),
+            status: status.to_string(),
+            reason: reason.to_string(),
+            message: message.to_string(),
+            last_transition_time,
+            observed_generation: generation,
+        };
+        match self.conditions.iter_mut().find(|c| c.type_ == type_) {
+            // The transition time moves only when the status does, as Kubernetes expects.
+            Some(c) if c.status == status => *c = next(c.last_transition_time.clone()),
+            Some(c) => *c = next(rfc3339(now)),
+            None => self.conditions.push(next(rfc3339(now))),
+        }
+    }
+}
+
+/// The step entry, created if an older status lacks it.
+fn step_mut(status: &mut DedicatedNodeStatus, name: StepName) -> &mut ProvisioningStep {
+    if let Some(i) = status.steps.iter().position(|s| s.name == name) {
+        return &mut status.steps[i];
+    }
+    status.steps.push(ProvisioningStep { name, state: StepState::Pending, started_at: None, finished_at: None, message: None });
+    status.steps.sort_by_key(|s| StepName::ALL.iter().position(|&n| n == s.name));
+    let i = status.steps.iter().position(|s| s.name == name).unwrap_or(0);
+    &mut status.steps[i]
+}
+
+/// What to offer when `region` has no room for `size` (use case 5a): the same size in other
+/// regions first (cheapest region order as in the catalogue), then other sizes in the same
+/// region, cheapest first. Only configurations with room now.
+pub fn alternatives(catalogue: &Catalogue, offerings: &[Offering], region: &str, size: &str) -> Vec<Alternative> {
+    let has_room = |r: &str, s: &str| offerings.iter().any(|o| o.region == r && o.size == s && o.available > 0);
+    let cost = |s: &str| catalogue.size(s).map(|s| (s.monthly_usd() * 100.0).round() / 100.0);
+    let same_size_elsewhere = catalogue.regions().iter().filter(|r| r.id != region && has_room(&r.id, size)).filter_map(|r| {
+        cost(size).map(|c| Alternative { region: r.id.clone(), size: size.to_string(), monthly_cost_usd: c })
+    });
+    let mut other_sizes_here: Vec<Alternative> = catalogue
+        .sizes()
+        .iter()
+        .filter(|s| s.id != size && has_room(region, &s.id))
+        .filter_map(|s| cost(&s.id).map(|c| Alternative { region: region.to_string(), size: s.id.clone(), monthly_cost_usd: c }))
+        .collect();
+    other_sizes_here.sort_by(|a, b| a.monthly_cost_usd.total_cmp(&b.monthly_cost_usd));
+    same_size_elsewhere.chain(other_sizes_here).collect()
+}
+
+/// The user-facing message for no room.
+pub fn insufficient_capacity(region: &str, size: &str) -> ProvisioningError {
+    ProvisioningError {
+        reason: REASON_INSUFFICIENT_CAPACITY.into(),
+        message: format!("No capacity left for {size} nodes in {region}. Try another region or size."),
+    }
+}
+
+/// Shortest wins: a reconcile that waits on several things looks again at the soonest.
+pub fn sooner(a: Option<Duration>, b: Duration) -> Option<Duration> {
+    Some(a.map_or(b, |a| a.min(b)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    const T0: OffsetDateTime = datetime!(2026-01-01 00:00:00 UTC);
+    const T1: OffsetDateTime = datetime!(2026-01-01 00:00:01 UTC);
+
+    fn walk(status: &mut DedicatedNodeStatus, name: StepName) {
+        status.start(name, T0).unwrap();
+        status.complete(name, T1).unwrap();
+    }
+
+    #[test]
+    fn steps_run_in_order_and_progress_by_quarters() {
+        let mut s = fresh();
+        s.settle(Some(1), T0);
+        assert_eq!((s.phase, s.progress, s.next_step()), (Phase::Pending, 0, Some(StepName::CapacityReserved)));
+        let expected = [(StepName::CapacityReserved, 25), (StepName::Booting, 50), (StepName::Registering, 75), (StepName::Ready, 100)];
+        for (name, progress) in expected {
+            assert_eq!(s.next_step(), Some(name));
+            walk(&mut s, name);
+            s.settle(Some(1), T1);
+            assert_eq!(s.progress, progress);
+        }
+        assert_eq!(s.phase, Phase::Ready);
+        assert_eq!(s.next_step(), None);
+        assert!(s.steps.iter().all(|st| st.started_at.as_deref() == Some("2026-01-01T00:00:00Z") && st.finished_at.is_some()));
+        assert!(s.conditions.iter().filter(|c| c.type_ != NOTIFIED).all(|c| c.status == "True" && c.observed_generation == Some(1)));
+    }
+
+    #[test]
+    fn restarting_a_running_step_keeps_its_start_time() {
+        let mut s = fresh();
+        s.start(StepName::CapacityReserved, T0).unwrap();
+        s.start(StepName::CapacityReserved, T1).unwrap();
+        assert_eq!(s.started_at(StepName::CapacityReserved), Some(T0));
+        s.settle(None, T1);
+        assert_eq!(s.phase, Phase::Provisioning);
+    }
+
+    #[test]
+    fn done_and_failed_are_final() {
+        let mut s = fresh();
+        walk(&mut s, StepName::CapacityReserved);
+        assert!(s.start(StepName::CapacityReserved, T1).is_err());
+        assert_eq!(
+            s.complete(StepName::Booting, T1),
+            Err(InvalidTransition { step: StepName::Booting, from: StepState::Pending, to: StepState::Done })
+        );
+    }
+
+    #[test]
+    fn failure_stops_everything_and_explains() {
+        let mut s = fresh();
+        s.start(StepName::CapacityReserved, T0).unwrap();
+        let alts = vec![Alternative { region: "b".into(), size: "x".into(), monthly_cost_usd: 1.0 }];
+        s.fail(StepName::CapacityReserved, T1, insufficient_capacity("a", "x"), alts.clone()).unwrap();
+        s.settle(Some(2), T1);
+        assert_eq!((s.phase, s.next_step(), s.progress), (Phase::Failed, None, 0));
+        assert!(!s.holds_capacity());
+        assert_eq!(s.alternatives, alts);
+        let ready = s.conditions.iter().find(|c| c.type_ == "CapacityReserved").unwrap();
+        assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("False", REASON_INSUFFICIENT_CAPACITY));
+        assert!(ready.message.contains("x nodes in a"));
+    }
+
+    #[test]
+    fn condition_transition_time_moves_only_with_its_status() {
+        let mut s = fresh();
+        s.set_condition("Ready", false, "Pending", "", Some(1), T0);
+        s.set_condition("Ready", false, "InProgress", "", Some(1), T1);
+        assert_eq!(s.conditions[0].last_transition_time, rfc3339(T0));
+        s.set_condition("Ready", true, "Done", "", Some(1), T1);
+        assert_eq!(s.conditions[0].last_transition_time, rfc3339(T1));
+        assert_eq!(s.conditions.len(), 1);
+    }
+
+    #[test]
+    fn capacity_is_held_from_reservation_until_failure() {
+        let mut s = fresh();
+        assert!(!s.holds_capacity());
+        walk(&mut s, StepName::CapacityReserved);
+        s.settle(None, T1);
+        assert!(s.holds_capacity());
+        s.phase = Phase::Deleting;
+        s.settle(None, T1);
+        assert_eq!(s.phase, Phase::Deleting, "deleting is kept, and the slot stays held until the node is gone");
+        assert!(s.holds_capacity());
+    }
+
+    #[test]
+    fn alternatives_offer_other_regions_then_other_sizes_with_room() {
+        let c = Catalogue::parse(
+            r#"
+version: 1
+sizes:
+  - { id: s.small, vcpu: 2, memory_gib: 8, storage_gib: 50, network_gbps: 5, hourly_usd: 0.1, description: small }
+  - { id: s.mid, vcpu: 4, memory_gib: 16, storage_gib: 100, network_gbps: 5, hourly_usd: 0.2, description: mid }
+  - { id: s.big, vcpu: 8, memory_gib: 32, storage_gib: 200, network_gbps: 10, hourly_usd: 0.4, description: big }
+regions:
+  - { id: r-1, name: One, capacity: { s.small: 0, s.big: 1, s.mid: 1 } }
+  - { id: r-2, name: Two, capacity: { s.small: 3 } }
+  - { id: r-3, name: Three, capacity: { s.small: 1 } }
+"#,
+        )
+        .unwrap();
+        let offer = |region: &str, size: &str, available| Offering { region: region.into(), size: size.into(), available };
+        let offerings = vec![offer("r-1", "s.small", 0), offer("r-1", "s.big", 1), offer("r-1", "s.mid", 1), offer("r-2", "s.small", 3), offer("r-3", "s.small", 0)];
+        let alts = alternatives(&c, &offerings, "r-1", "s.small");
+        let got: Vec<(&str, &str, f64)> = alts.iter().map(|a| (a.region.as_str(), a.size.as_str(), a.monthly_cost_usd)).collect();
+        assert_eq!(got, vec![("r-2", "s.small", 73.0), ("r-1", "s.mid", 146.0), ("r-1", "s.big", 292.0)]);
+    }
+
+    #[test]
+    fn shortest_requeue_wins() {
+        let d = sooner(None, Duration::from_secs(5));
+        assert_eq!(sooner(d, Duration::from_secs(1)), Some(Duration::from_secs(1)));
+        assert_eq!(sooner(Some(Duration::from_secs(1)), Duration::from_secs(9)), Some(Duration::from_secs(1)));
+    }
+}

@@ -1,0 +1,123 @@
+//! The HTTP surface: Leptos pages and server functions, the stylesheet, health, readiness and
+//! metrics, behind the session gate, compression, timeouts and request metrics.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use app::backend::SharedBackend;
+use app::{shell, App};
+use axum::extract::{FromRef, MatchedPath, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use http::{header, HeaderMap, StatusCode};
+use leptos::prelude::*;
+use leptos_axum::{generate_route_list, LeptosRoutes};
+use tower_http::compression::CompressionLayer;
+use tower_http::timeout::TimeoutLayer;
+
+use crate::auth::middleware::gate;
+use crate::metrics::Metrics;
+use crate::store::Store;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub leptos: LeptosOptions,
+    pub store: Store,
+    pub backend: SharedBackend,
+    pub kube: Option<kube::Client>,
+    pub metrics: Arc<Metrics>,
+}
+
+impl FromRef<AppState> for LeptosOptions {
+    fn from_ref(s: &AppState) -> Self {
+        s.leptos.clone()
+    }
+}
+
+/// The site stylesheet, compiled from the app's Tailwind classes by `build.rs`.
+const SITE_CSS: &str = include_str!(concat!(env!("OUT_DIR"), "/site.css"));
+const SITE_CSS_ETAG: &str = include_str!(concat!(env!("OUT_DIR"), "/site.css.etag"));
+
+async fn site_css(headers: HeaderMap) -> Response {
+    let etag = format!("\"{SITE_CSS_ETAG}\"");
+    if headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) == Some(etag.as_str()) {
+        return StatusCode::NOT_MODIFIED.into_response();
+    }
+    ([(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "no-cache"), (header::ETAG, etag.as_str())], SITE_CSS)
+        .into_response()
+}
+
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// Ready when the database answers. The cluster is reported but does not gate readiness:
+/// the dashboard stays up and says clearly when the cluster is unreachable.
+async fn readyz(State(s): State<AppState>) -> Response {
+    let db = sqlx::query("SELECT 1").execute(s.store.pool()).await.map(|_| "ok".to_string()).map_err(|e| e.to_string());
+    let cluster = match &s.kube {
+        Some(c) => c.apiserver_version().await.map(|v| format!("ok ({})", v.git_version)).unwrap_or_else(|e| format!("unreachable: {e}")),
+        None => "not configured".to_string(),
+    };
+    let status = if db.is_ok() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let body = serde_json::json!({ "database": db.unwrap_or_else(|e| e), "cluster": cluster });
+    (status, Json(body)).into_response()
+}
+
+async fn metrics_endpoint(State(s): State<AppState>) -> Response {
+    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], s.metrics.encode()).into_response()
+}
+
+async fn track(State(s): State<AppState>, req: Request, next: Next) -> Response {
+    let method = req.method().clone();
+    let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned());
+    let started = Instant::now();
+    let res = next.run(req).await;
+    s.metrics.observe_request(&method, route.as_deref(), res.status(), started.elapsed());
+    res
+}
+
+/// Server functions answer every error with 500; this gives each `AppError` its own status
+/// (401, 404, 422, ...) in one place, including errors raised before a function body runs
+/// (a malformed request body becomes `Invalid`, hence 422).
+async fn error_status(req: Request, next: Next) -> Response {
+    let is_api = req.uri().path().starts_with("/api/");
+    let res = next.run(req).await;
+    if !is_api || res.status() != StatusCode::INTERNAL_SERVER_ERROR {
+        return res;
+    }
+    let (mut parts, body) = res.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, 64 * 1024).await else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    if let Ok(err) = serde_json::from_slice::<app::error::AppError>(&bytes) {
+        parts.status = err.status();
+    }
+    Response::from_parts(parts, axum::body::Body::from(bytes))
+}
+
+pub fn router(state: AppState, request_timeout: Duration) -> Router {
+    let routes = generate_route_list(App);
+    let backend = state.backend.clone();
+    let leptos = state.leptos.clone();
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics_endpoint))
+        .route("/site.css", get(site_css))
+        .leptos_routes_with_context(
+            &state,
+            routes,
+            move || provide_context(backend.clone()),
+            move || shell(leptos.clone()),
+        )
+        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .layer(middleware::from_fn(error_status))
+        .layer(middleware::from_fn_with_state(state.clone(), gate))
+        .layer(middleware::from_fn_with_state(state.clone(), track))
+        .layer(CompressionLayer::new())
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, request_timeout))
+        .with_state(state)
+}

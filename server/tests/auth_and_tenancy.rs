@@ -1,0 +1,195 @@
+//! Sign-in, sessions, CSRF, rate limiting and workspace isolation, through real HTTP against
+//! a real server, on SQLite and on PostgreSQL.
+
+mod support;
+
+use reqwest::StatusCode;
+use support::{backends, TestServer};
+
+/// Every server function that works on a workspace, with the form fields it needs besides
+/// `workspace`. A new one must be added here (the isolation tests below iterate over it).
+const WORKSPACE_FUNCTIONS: &[&str] = &["load_node_overview", "notifications", "mark_notifications_read"];
+/// Every server function: without a session each must answer 401.
+const ALL_FUNCTIONS: &[&str] = &["my_workspaces", "sign_out", "load_node_overview", "notifications", "mark_notifications_read"];
+
+async fn text(r: reqwest::Response) -> (StatusCode, String) {
+    let s = r.status();
+    (s, r.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn sign_in_opens_a_session_cookie_that_is_http_only_and_same_site() {
+    for kind in backends() {
+        let srv = TestServer::start(kind).await;
+        let http = srv.new_client();
+        let r = srv.sign_in(&http, "dev@example.com", "hexabase-demo").await;
+        let cookie = r.headers().get("set-cookie").expect("a session cookie").to_str().unwrap().to_string();
+        assert!(cookie.starts_with("hx_session="), "{kind:?}: {cookie}");
+        assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"), "{kind:?}: {cookie}");
+
+        let (status, body) = text(http.get(format!("{}/w/acme-production/nodes", srv.base)).send().await.unwrap()).await;
+        assert_eq!(status, StatusCode::OK, "{kind:?}");
+        assert!(body.contains("Node Management"), "{kind:?}: the page renders for the signed-in user");
+
+        let (status, body) = text(srv.call(&http, "my_workspaces", &[]).await).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(body.contains("acme-production") && body.contains("acme-sandbox"), "{body}");
+        assert!(!body.contains("globex-prod"), "another tenant's workspace is never listed: {body}");
+        srv.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn wrong_password_is_refused_with_a_plain_message_and_no_session() {
+    for kind in backends() {
+        let srv = TestServer::start(kind).await;
+        let http = srv.new_client();
+        let r = srv.sign_in(&http, "dev@example.com", "wrong-password").await;
+        assert!(r.headers().get("set-cookie").is_none());
+        let (status, body) = text(r).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{kind:?}");
+        assert!(body.contains("The email or password is not right."), "{body}");
+
+        let unknown = srv.sign_in(&http, "nobody@example.com", "whatever").await;
+        assert_eq!(unknown.status(), StatusCode::UNPROCESSABLE_ENTITY, "an unknown email looks the same as a wrong password");
+
+        let audit = srv.store().await.audit_entries(None).await.unwrap();
+        assert!(audit.iter().any(|e| e.action == "sign-in" && e.outcome == "failed" && e.actor == "dev@example.com"));
+        srv.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn signed_out_page_visits_go_to_sign_in_and_api_calls_get_401() {
+    let srv = TestServer::start(backends()[0]).await;
+    let http = srv.new_client();
+    let r = http.get(format!("{}/w/acme-production/nodes", srv.base)).send().await.unwrap();
+    assert!(r.status().is_redirection(), "{}", r.status());
+    assert_eq!(r.headers()["location"], "/login?next=/w/acme-production/nodes");
+
+    for f in ALL_FUNCTIONS {
+        let (status, body) = text(srv.call(&http, f, &[("workspace", "acme-production")]).await).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{f} without a session");
+        assert!(body.contains("Please sign in"), "{f}: {body}");
+    }
+    // A forged cookie is no session either.
+    let forged = srv.call(&srv.new_client(), "my_workspaces", &[]).await;
+    assert_eq!(forged.status(), StatusCode::UNAUTHORIZED);
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn a_foreign_workspace_is_not_found_through_every_server_function_and_nothing_changes() {
+    for kind in backends() {
+        let srv = TestServer::start(kind).await;
+        let store = srv.store().await;
+        let (globex_id, _) = store
+            .member_workspace(&store.user_by_email("ops@globex.example").await.unwrap().unwrap().id, "globex-prod")
+            .await
+            .unwrap()
+            .unwrap();
+        store.notify(&globex_id, "Globex secret", "only for globex", None).await.unwrap();
+
+        let http = srv.demo_client().await;
+        for f in WORKSPACE_FUNCTIONS {
+            for ws in ["globex-prod", "does-not-exist"] {
+                let (status, body) = text(srv.call(&http, f, &[("workspace", ws)]).await).await;
+                assert_eq!(status, StatusCode::NOT_FOUND, "{kind:?} {f}({ws})");
+                assert!(body.contains(&format!("No workspace \\\"{ws}\\\" among yours.")), "{f}: {body}");
+                assert!(!body.contains("Globex secret"));
+            }
+        }
+        let globex = store.notifications(&globex_id).await.unwrap();
+        assert!(globex.iter().all(|n| !n.read), "{kind:?}: marking a foreign workspace read changed nothing");
+        srv.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn bad_input_gets_a_clear_error_and_changes_nothing() {
+    for kind in backends() {
+        let srv = TestServer::start(kind).await;
+        let http = srv.new_client();
+        let long = "a".repeat(300) + "@example.com";
+        let cases: Vec<(Vec<(&str, &str)>, &str)> = vec![
+            (vec![("email", ""), ("password", "x")], "Enter your email and password."),
+            (vec![("email", "dev@example.com"), ("password", "")], "Enter your email and password."),
+            (vec![("email", long.as_str()), ("password", "x")], "Email or password is too long."),
+            (vec![("password", "x")], "The request was malformed"),
+        ];
+        for (form, expected) in cases {
+            let (status, body) = text(srv.call(&http, "sign_in", &form).await).await;
+            assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{kind:?} {form:?}: {body}");
+            assert!(body.contains(expected), "{form:?}: {body}");
+        }
+        let garbage = http
+            .post(format!("{}/api/sign_in", srv.base))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(vec![0xff, 0xfe, b'%', b'z'])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(garbage.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let json = http.post(format!("{}/api/sign_in", srv.base)).header("content-type", "application/json").body("{not json").send().await.unwrap();
+        assert!(json.status().is_client_error(), "malformed JSON: {}", json.status());
+
+        // Nothing was signed in by any of it.
+        let (status, _) = text(srv.call(&http, "my_workspaces", &[]).await).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        srv.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn cross_site_posts_are_refused() {
+    let srv = TestServer::start(backends()[0]).await;
+    let bare = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let url = format!("{}/api/sign_in", srv.base);
+    let form = [("email", "dev@example.com"), ("password", "hexabase-demo")];
+    let none = bare.post(&url).form(&form).send().await.unwrap();
+    assert_eq!(none.status(), StatusCode::FORBIDDEN, "no Origin, no Referer");
+    let evil = bare.post(&url).header("origin", "http://evil.example").form(&form).send().await.unwrap();
+    assert_eq!(evil.status(), StatusCode::FORBIDDEN);
+    assert!(evil.text().await.unwrap().contains("Cross-site request refused"));
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn repeated_failures_are_rate_limited_even_with_the_right_password_next() {
+    let srv = TestServer::start(backends()[0]).await;
+    let http = srv.new_client();
+    for _ in 0..5 {
+        assert_eq!(srv.sign_in(&http, "dev@example.com", "nope").await.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    }
+    let (status, body) = text(srv.sign_in(&http, "dev@example.com", "hexabase-demo").await).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(body.contains("try again in"), "{body}");
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn sign_out_ends_the_session_on_the_server() {
+    for kind in backends() {
+        let srv = TestServer::start(kind).await;
+        let http = srv.demo_client().await;
+        assert_eq!(srv.call(&http, "my_workspaces", &[]).await.status(), StatusCode::OK);
+        let out = srv.call(&http, "sign_out", &[]).await;
+        assert!(out.status().is_success() || out.status().is_redirection(), "{}", out.status());
+        assert_eq!(srv.call(&http, "my_workspaces", &[]).await.status(), StatusCode::UNAUTHORIZED, "{kind:?}");
+        srv.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn health_readiness_and_metrics_answer() {
+    let srv = TestServer::start(backends()[0]).await;
+    let http = srv.new_client();
+    assert_eq!(http.get(format!("{}/healthz", srv.base)).send().await.unwrap().text().await.unwrap(), "ok");
+    let ready: serde_json::Value = http.get(format!("{}/readyz", srv.base)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(ready["database"], "ok");
+    let metrics = http.get(format!("{}/metrics", srv.base)).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("hexabase_http_requests_total"), "{metrics}");
+    let css = http.get(format!("{}/site.css", srv.base)).send().await.unwrap().text().await.unwrap();
+    assert!(css.contains(".bg-indigo-600"), "the stylesheet carries the app's utility classes");
+    srv.stop().await;
+}

@@ -1,0 +1,181 @@
+//! The Kubernetes behaviour the engine relies on, shown on the real local cluster
+//! (kube-apiserver, controller-manager, scheduler, KWOK kubelets).
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::api::{Api, EvictParams, ListParams, PostParams};
+use kube::runtime::wait::{await_condition, Condition};
+use serde_json::json;
+use support::cluster::{self, Cleanup};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+fn fake_node(name: &str, cpu: &str, memory: &str, taint: Option<&str>) -> Node {
+    serde_json::from_value(json!({
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "name": name,
+            "annotations": { "kwok.x-k8s.io/node": "fake" },
+            "labels": { "type": "kwok", "kubernetes.io/hostname": name, "hexabase.ai/test-node": name }
+        },
+        "spec": {
+            "taints": taint.map(|t| vec![json!({ "key": t, "value": "test", "effect": "NoSchedule" })]).unwrap_or_default()
+        },
+        "status": {
+            "capacity": { "cpu": cpu, "memory": memory, "pods": "110" },
+            "allocatable": { "cpu": cpu, "memory": memory, "pods": "110" }
+        }
+    }))
+    .unwrap()
+}
+
+fn node_ready() -> impl Condition<Node> {
+    |n: Option<&Node>| {
+        n.and_then(|n| n.status.as_ref())
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+    }
+}
+
+fn deployment(name: &str, replicas: i32, node: &str, cpu: &str) -> Deployment {
+    serde_json::from_value(json!({
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": { "name": name },
+        "spec": {
+            "replicas": replicas,
+            "selector": { "matchLabels": { "app": name } },
+            "template": {
+                "metadata": { "labels": { "app": name } },
+                "spec": {
+                    "nodeSelector": { "hexabase.ai/test-node": node },
+                    "containers": [{ "name": "app", "image": "nginx:1.27", "resources": { "requests": { "cpu": cpu, "memory": "64Mi" } } }]
+                }
+            }
+        }
+    }))
+    .unwrap()
+}
+
+async fn create_ready_node(c: &kube::Client, cleanup: &mut Cleanup, name: &str, taint: Option<&str>) -> Node {
+    let nodes: Api<Node> = Api::all(c.clone());
+    nodes.create(&PostParams::default(), &fake_node(name, "4", "8Gi", taint)).await.expect("create node");
+    cleanup.track_node(name);
+    tokio::time::timeout(WAIT, await_condition(nodes.clone(), name, node_ready())).await.expect("node Ready in time").unwrap();
+    nodes.get(name).await.unwrap()
+}
+
+#[tokio::test]
+async fn a_kwok_node_becomes_ready_with_the_capacity_it_was_given() {
+    let c = cluster::client().await;
+    let mut cleanup = Cleanup::new(&c);
+    let name = cluster::name("t-node");
+    let node = create_ready_node(&c, &mut cleanup, &name, None).await;
+    let status = node.status.unwrap();
+    assert_eq!(status.capacity.as_ref().unwrap()["cpu"].0, "4");
+    assert_eq!(status.allocatable.as_ref().unwrap()["memory"].0, "8Gi");
+}
+
+#[tokio::test]
+async fn a_deployment_rolls_out_and_its_pods_become_ready() {
+    let c = cluster::client().await;
+    let mut cleanup = Cleanup::new(&c);
+    let node = cluster::name("t-node");
+    create_ready_node(&c, &mut cleanup, &node, None).await;
+    let ns = cleanup.namespace("t-rollout", &[]).await;
+    let deploys: Api<Deployment> = Api::namespaced(c.clone(), &ns);
+    deploys.create(&PostParams::default(), &deployment("web", 3, &node, "100m")).await.unwrap();
+    let available = |d: Option<&Deployment>| d.and_then(|d| d.status.as_ref()).and_then(|s| s.available_replicas) == Some(3);
+    tokio::time::timeout(WAIT, await_condition(deploys.clone(), "web", available)).await.expect("rollout in time").unwrap();
+
+    let pods: Api<Pod> = Api::namespaced(c.clone(), &ns);
+    let list = pods.list(&ListParams::default().labels("app=web")).await.unwrap();
+    assert_eq!(list.items.len(), 3);
+    for p in list.items {
+        assert_eq!(p.spec.as_ref().unwrap().node_name.as_deref(), Some(node.as_str()), "scheduled by the real scheduler");
+        let ready = p.status.unwrap().conditions.unwrap().into_iter().any(|c| c.type_ == "Ready" && c.status == "True");
+        assert!(ready, "KWOK made the pod Ready");
+    }
+}
+
+#[tokio::test]
+async fn a_pod_selecting_a_tainted_node_without_the_toleration_stays_pending_unschedulable() {
+    let c = cluster::client().await;
+    let mut cleanup = Cleanup::new(&c);
+    let node = cluster::name("t-tainted");
+    create_ready_node(&c, &mut cleanup, &node, Some("hexabase.ai/dedicated")).await;
+    let ns = cleanup.namespace("t-taint", &[]).await;
+    let deploys: Api<Deployment> = Api::namespaced(c.clone(), &ns);
+    deploys.create(&PostParams::default(), &deployment("intruder", 1, &node, "100m")).await.unwrap();
+
+    let pods: Api<Pod> = Api::namespaced(c.clone(), &ns);
+    let unschedulable = |p: &Pod| {
+        p.status.as_ref().and_then(|s| s.conditions.as_ref()).is_some_and(|c| {
+            c.iter().any(|c| c.type_ == "PodScheduled" && c.status == "False" && c.reason.as_deref() == Some("Unschedulable"))
+        })
+    };
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let list = pods.list(&ListParams::default().labels("app=intruder")).await.unwrap();
+        if let Some(p) = list.items.iter().find(|p| unschedulable(p)) {
+            assert_eq!(p.status.as_ref().unwrap().phase.as_deref(), Some("Pending"));
+            let msg = p.status.as_ref().unwrap().conditions.as_ref().unwrap().iter().find(|c| c.type_ == "PodScheduled").unwrap().message.clone().unwrap_or_default();
+            assert!(msg.contains("untolerated taint"), "the scheduler names the taint: {msg}");
+            assert!(p.spec.as_ref().unwrap().node_name.is_none());
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "pod never reported Unschedulable");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+#[tokio::test]
+async fn an_eviction_respects_a_pod_disruption_budget() {
+    let c = cluster::client().await;
+    let mut cleanup = Cleanup::new(&c);
+    let node = cluster::name("t-node");
+    create_ready_node(&c, &mut cleanup, &node, None).await;
+    let ns = cleanup.namespace("t-pdb", &[]).await;
+    let deploys: Api<Deployment> = Api::namespaced(c.clone(), &ns);
+    deploys.create(&PostParams::default(), &deployment("web", 2, &node, "100m")).await.unwrap();
+    let available = |d: Option<&Deployment>| d.and_then(|d| d.status.as_ref()).and_then(|s| s.available_replicas) == Some(2);
+    tokio::time::timeout(WAIT, await_condition(deploys.clone(), "web", available)).await.unwrap().unwrap();
+
+    let pdbs: Api<PodDisruptionBudget> = Api::namespaced(c.clone(), &ns);
+    let pdb: PodDisruptionBudget = serde_json::from_value(json!({
+        "apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+        "metadata": { "name": "web" },
+        "spec": { "minAvailable": 2, "selector": { "matchLabels": { "app": "web" } } }
+    }))
+    .unwrap();
+    pdbs.create(&PostParams::default(), &pdb).await.unwrap();
+    // The disruption controller computes the budget: wait until it has observed the pods.
+    let observed = |p: Option<&PodDisruptionBudget>| p.and_then(|p| p.status.as_ref()).is_some_and(|s| s.current_healthy == 2 && s.observed_generation.is_some());
+    tokio::time::timeout(WAIT, await_condition(pdbs.clone(), "web", observed)).await.unwrap().unwrap();
+
+    let pods: Api<Pod> = Api::namespaced(c.clone(), &ns);
+    let victim = pods.list(&ListParams::default().labels("app=web")).await.unwrap().items[0].metadata.name.clone().unwrap();
+    let err = pods.evict(&victim, &EvictParams::default()).await.expect_err("the budget forbids the eviction");
+    match err {
+        kube::Error::Api(s) => {
+            assert_eq!(s.code, 429, "{s:?}");
+            assert!(s.message.contains("disruption budget"), "{}", s.message);
+        }
+        other => panic!("unexpected error {other}"),
+    }
+    assert!(pods.get(&victim).await.is_ok(), "the pod is still there");
+
+    // With the budget relaxed the same eviction goes through.
+    let relaxed: BTreeMap<&str, serde_json::Value> = BTreeMap::from([("spec", json!({ "minAvailable": 1 }))]);
+    pdbs.patch("web", &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&relaxed)).await.unwrap();
+    let allowed = |p: Option<&PodDisruptionBudget>| p.and_then(|p| p.status.as_ref()).is_some_and(|s| s.disruptions_allowed >= 1);
+    tokio::time::timeout(WAIT, await_condition(pdbs.clone(), "web", allowed)).await.unwrap().unwrap();
+    pods.evict(&victim, &EvictParams::default()).await.expect("eviction allowed once the budget permits");
+}
