@@ -8,18 +8,19 @@ cd "$here/.."
 
 bash hack/tools.sh
 
-cluster_dir="${HEXA_CLUSTER_DIR:-$HEXA_CACHE/cluster}"
-started_cluster=0
+# The tests get their own cluster, started from empty state and stopped at the end, so that
+# nothing a developer (or an earlier run) left in the run command's cluster changes a result.
+export HEXA_CLUSTER_DIR="${HEXA_TEST_CLUSTER_DIR:-$HEXA_CACHE/cluster-test}"
+cluster_dir="$HEXA_CLUSTER_DIR"
 server_pid=""
 cleanup() {
   [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null || true
   bash hack/postgres.sh stop || true
-  if [ "$started_cluster" = 1 ] && [ -z "${HEXA_KEEP_CLUSTER:-}" ]; then bash hack/cluster/down.sh || true; fi
+  [ -z "${HEXA_KEEP_CLUSTER:-}" ] && bash hack/cluster/down.sh || true
 }
 trap cleanup EXIT
 
-apiserver_pid="$cluster_dir/run/kube-apiserver.pid"
-if ! { [ -f "$apiserver_pid" ] && kill -0 "$(cat "$apiserver_pid")" 2>/dev/null; }; then started_cluster=1; fi
+bash hack/cluster/down.sh --purge >/dev/null 2>&1 || true
 bash hack/cluster/up.sh
 bash hack/cluster/seed.sh
 . "$cluster_dir/env"

@@ -128,11 +128,15 @@ pub struct Catalogue {
 }
 
 impl Catalogue {
-    /// The path the server reads: `$HEXA_CATALOGUE`, else the repository's `deploy/catalogue.yaml`.
+    /// The path the server reads: `$HEXA_CATALOGUE`; else `deploy/catalogue.yaml` in the
+    /// working directory (the workspace root under `make run`); else the one in the source tree
+    /// this binary was built from (tests, `cargo run` from another directory).
     pub fn default_path() -> PathBuf {
+        const RELATIVE: &str = "deploy/catalogue.yaml";
         match std::env::var_os(CATALOGUE_ENV) {
             Some(p) if !p.is_empty() => PathBuf::from(p),
-            _ => Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/catalogue.yaml"),
+            _ if Path::new(RELATIVE).is_file() => PathBuf::from(RELATIVE),
+            _ => Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(RELATIVE),
         }
     }
 
@@ -342,6 +346,12 @@ regions:
         assert!(matches!(&e, CatalogueError::UnknownSize { region, size } if region == "r-2" && size == "s.huge"), "{e}");
         assert!(matches!(err("version: 1\nsizes: []\nregions: []\n"), CatalogueError::NoSizes));
         assert!(matches!(err(&SMALL.replace("id: r-2", "id: R 2")), CatalogueError::BadId(_)));
+    }
+
+    #[test]
+    fn the_default_path_is_a_loadable_catalogue() {
+        // Tests run in `server/`, so this is the source tree's copy unless HEXA_CATALOGUE is set.
+        assert!(Catalogue::load_default().is_ok(), "{}", Catalogue::default_path().display());
     }
 
     #[test]

@@ -35,6 +35,12 @@ pub struct Config {
     /// Requests that take longer are answered 408.
     #[arg(long, env = "REQUEST_TIMEOUT_SECS", default_value_t = 30)]
     pub request_timeout_secs: u64,
+    /// The size and region catalogue (YAML); defaults to the repository's deploy/catalogue.yaml.
+    #[arg(long, env = "HEXA_CATALOGUE")]
+    pub catalogue: Option<PathBuf>,
+    /// Run the engine (the provisioning and migration controllers) in this process.
+    #[arg(long, env = "HEXA_ENGINE", default_value_t = true, action = clap::ArgAction::Set)]
+    pub engine: bool,
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "pretty")]
     pub log_format: LogFormat,
 }

@@ -132,6 +132,7 @@ pub struct DedicatedNodeStatus {
     pub steps: Vec<ProvisioningStep>,
     /// 0 to 100: 25 for each step done.
     #[serde(default)]
+    #[schemars(range(max = 100))]
     pub progress: u8,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node_name: Option<String>,

@@ -9,6 +9,7 @@ pub mod crd;
 pub mod cluster;
 pub mod config;
 pub mod db;
+pub mod events;
 pub mod metrics;
 pub mod provisioning;
 pub mod seed;
@@ -23,6 +24,7 @@ use leptos::prelude::LeptosOptions;
 
 use crate::auth::rate_limit::LoginLimiter;
 use crate::backend::DashboardBackend;
+use crate::catalogue::Catalogue;
 use crate::config::Config;
 use crate::store::Store;
 use crate::web::AppState;
@@ -35,6 +37,11 @@ pub async fn build_state(config: &Config) -> anyhow_like::Result<AppState> {
     if config.seed_demo {
         seed::seed_demo(&store).await.map_err(|e| anyhow_like::msg(format!("seeding demo data: {e}")))?;
     }
+    let catalogue = Arc::new(match &config.catalogue {
+        Some(path) => Catalogue::load(path),
+        None => Catalogue::load_default(),
+    }
+    .map_err(|e| anyhow_like::msg(format!("catalogue: {e}")))?);
     let kube = match cluster::connect(config.kubeconfig.as_deref()).await {
         Ok(c) => Some(c),
         Err(e) => {
@@ -42,7 +49,10 @@ pub async fn build_state(config: &Config) -> anyhow_like::Result<AppState> {
             None
         }
     };
-    let backend = DashboardBackend::new(store.clone(), kube.clone(), LoginLimiter::default(), config.secure_cookies);
+    if let (Some(client), true) = (&kube, config.engine) {
+        start_engine(client.clone(), store.clone(), catalogue.clone()).await;
+    }
+    let backend = DashboardBackend::new(store.clone(), kube.clone(), catalogue, LoginLimiter::default(), config.secure_cookies);
     let leptos = LeptosOptions::builder()
         .output_name("hexabase")
         .site_root(config.site_root.as_str())
@@ -50,6 +60,22 @@ pub async fn build_state(config: &Config) -> anyhow_like::Result<AppState> {
         .site_addr(config.listen)
         .build();
     Ok(AppState { leptos, store, backend, kube, metrics: Arc::new(metrics::Metrics::default()) })
+}
+
+/// Installs the custom resources and starts the controllers in the background. A cluster that
+/// is down at start-up is retried: the dashboard serves meanwhile and says so.
+async fn start_engine(client: kube::Client, store: Store, catalogue: Arc<Catalogue>) {
+    tokio::spawn(async move {
+        let mut wait = Duration::from_secs(1);
+        while let Err(e) = provisioning::ensure_crds(client.clone()).await {
+            tracing::warn!(error = %e, retry_in = ?wait, "cannot install the custom resources yet");
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(Duration::from_secs(30));
+        }
+        let ctx = Arc::new(provisioning::Context::new(client.clone(), store, catalogue, provisioning::Config::from_env()));
+        tracing::info!("provisioning controller started");
+        provisioning::run(client, ctx).await;
+    });
 }
 
 pub async fn serve(config: Config, listener: tokio::net::TcpListener, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow_like::Result<()> {

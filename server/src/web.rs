@@ -107,6 +107,7 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_endpoint))
         .route("/site.css", get(site_css))
+        .route("/api/events/w/{ws}/nodes/{name}", get(crate::events::node_events))
         .leptos_routes_with_context(
             &state,
             routes,

@@ -4,6 +4,7 @@
 pub mod labels;
 pub mod quantity;
 pub mod usage;
+pub mod workloads;
 
 use std::path::Path;
 use std::time::Duration;

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use app::model::{DedicatedNodeSummary, SharedPoolUsage, UsageBar};
+use app::model::{SharedPoolUsage, UsageBar};
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod, ResourceQuota};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::api::{Api, ListParams};
@@ -69,54 +69,26 @@ pub async fn shared_pool_usage(client: &Client, ws: &str) -> Result<SharedPoolUs
     })
 }
 
-/// The workspace's dedicated nodes with what is allocated on them (sum of pod requests).
-pub async fn dedicated_nodes(client: &Client, ws: &str) -> Result<Vec<DedicatedNodeSummary>, kube::Error> {
-    let nodes: Api<Node> = Api::all(client.clone());
-    let selector = format!("{}={},{}", labels::NODE_POOL, labels::POOL_DEDICATED, labels::workspace_selector(ws));
-    let list = nodes.list(&ListParams::default().labels(&selector)).await?;
-    let pods: Api<Pod> = Api::all(client.clone());
-    let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let mut out = Vec::new();
-    for node in list.items {
-        let name = node.metadata.name.clone().unwrap_or_default();
-        let node_labels = node.metadata.labels.clone().unwrap_or_default();
-        let allocatable = node.status.as_ref().and_then(|s| s.allocatable.clone()).unwrap_or_default();
-        let ready = node
-            .status
-            .as_ref()
-            .and_then(|s| s.conditions.as_ref())
-            .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
-        let on_node = pods.list(&ListParams::default().fields(&format!("spec.nodeName={name}"))).await?;
-        let (mut cpu_req, mut mem_req) = (0.0, 0.0);
-        for pod in on_node.items {
-            for c in pod.spec.map(|s| s.containers).unwrap_or_default() {
-                let req = c.resources.and_then(|r| r.requests).unwrap_or_default();
-                cpu_req += req.get("cpu").and_then(|q| cpu_cores(&q.0)).unwrap_or(0.0);
-                mem_req += req.get("memory").and_then(|q| bytes(&q.0)).unwrap_or(0.0);
-            }
+/// What is requested on a node and what it can give: (requested, allocatable) for CPU cores
+/// and memory bytes. A node that does not exist (yet) gives zeros.
+pub async fn node_allocation(client: &Client, node: &str) -> Result<(Totals, Totals), kube::Error> {
+    let Some(n) = Api::<Node>::all(client.clone()).get_opt(node).await? else {
+        return Ok((Totals::default(), Totals::default()));
+    };
+    let allocatable = n.status.and_then(|s| s.allocatable).unwrap_or_default();
+    let pods = Api::<Pod>::all(client.clone()).list(&ListParams::default().fields(&format!("spec.nodeName={node}"))).await?;
+    let (mut cpu, mut mem) = (Totals::default(), Totals::default());
+    for pod in pods.items {
+        let done = pod.status.as_ref().and_then(|s| s.phase.as_deref()).is_some_and(|p| p == "Succeeded" || p == "Failed");
+        if !done {
+            let (c, m) = super::workloads::pod_requests(pod.spec.as_ref());
+            cpu.used += c;
+            mem.used += m;
         }
-        let created = node.metadata.creation_timestamp.as_ref().map(|t| t.0.as_second()).unwrap_or(now);
-        out.push(DedicatedNodeSummary {
-            name,
-            size: node_labels.get(labels::SIZE).cloned().unwrap_or_else(|| "custom".into()),
-            region: node_labels.get(labels::REGION).cloned().unwrap_or_default(),
-            phase: if ready { "Ready".into() } else { "NotReady".into() },
-            age_seconds: now - created,
-            cpu: UsageBar {
-                label: "CPU".into(),
-                used: cpu_req,
-                hard: allocatable.get("cpu").and_then(|q| cpu_cores(&q.0)).unwrap_or(0.0),
-                unit: "vCPU".into(),
-            },
-            memory: UsageBar {
-                label: "Memory".into(),
-                used: mem_req / GIB,
-                hard: allocatable.get("memory").and_then(|q| bytes(&q.0)).unwrap_or(0.0) / GIB,
-                unit: "GiB".into(),
-            },
-        });
     }
-    Ok(out)
+    cpu.hard = allocatable.get("cpu").and_then(|q| cpu_cores(&q.0)).unwrap_or(0.0);
+    mem.hard = allocatable.get("memory").and_then(|q| bytes(&q.0)).unwrap_or(0.0);
+    Ok((cpu, mem))
 }
 
 #[cfg(test)]

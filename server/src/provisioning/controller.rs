@@ -28,6 +28,8 @@ pub const FIELD_MANAGER: &str = "hexabase-provisioning";
 const READY_POLL: Duration = Duration::from_secs(5);
 /// A settled order is looked at again now and then, in case a watch event was missed.
 const RESYNC: Duration = Duration::from_secs(300);
+/// The watch event that refreshes a stale cache is normally milliseconds away.
+const STALE_CACHE_RETRY: Duration = Duration::from_millis(200);
 
 /// Runs the controller until the returned future is dropped (or the watch streams end).
 pub async fn run(client: Client, ctx: Arc<Context>) {
@@ -85,6 +87,13 @@ async fn apply(dn: &DedicatedNode, ctx: &Context) -> Result<Action> {
     // The user hears about an outcome only once it is stored (written by an earlier
     // reconcile), so a message never runs ahead of the status it describes.
     if matches!(status.phase, Phase::Ready | Phase::Failed) && !status.is_notified() {
+        // A message cannot be taken back, so check the cache against the API server first:
+        // a reconcile woken (say by a Node event) before our own last write reached the cache
+        // would otherwise tell the user a second time.
+        let current = Api::<DedicatedNode>::all(ctx.client.clone()).get(&dn.name_any()).await?;
+        if current.resource_version() != dn.resource_version() {
+            return Ok(Action::requeue(STALE_CACHE_RETRY));
+        }
         tell_user(dn, &status, ctx).await?;
         let reason = if status.phase == Phase::Ready { "Ready" } else { "Failed" };
         status.set_condition(steps::NOTIFIED, true, reason, "", generation, OffsetDateTime::now_utc());

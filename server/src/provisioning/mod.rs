@@ -151,3 +151,28 @@ impl Error {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_controller_takes_unscoped_orders_and_a_scoped_one_only_its_own() {
+        assert_eq!(Config::default().selector(), "!hexabase.ai/controller-scope");
+        let scoped = Config { scope: Some("t-1".into()), ..Config::default() };
+        assert_eq!(scoped.selector(), "hexabase.ai/controller-scope=t-1");
+        assert_eq!(Config::default().step_delay, Duration::from_millis(800));
+    }
+
+    #[test]
+    fn lost_races_retry_at_once_and_outages_later() {
+        let conflict = || {
+            kube::Error::Api(Box::new(kube::core::Status { code: 409, ..Default::default() }))
+        };
+        assert_eq!(Error::Kube(conflict()).retry_after(), Duration::from_millis(200));
+        let wrapped = Error::Finalizer(Box::new(kube::runtime::finalizer::Error::ApplyFailed(Error::Provider(ProviderError::Kube(conflict())))));
+        assert_eq!(wrapped.retry_after(), Duration::from_millis(200));
+        assert_eq!(Error::NodeStillExists("n".into()).retry_after(), Duration::from_secs(2));
+        assert_eq!(Error::Store(sqlx::Error::PoolTimedOut).retry_after(), Duration::from_secs(10));
+    }
+}

@@ -151,14 +151,15 @@ impl StatusExt for DedicatedNodeStatus {
                 Phase::Pending
             };
         }
+        let failure = self.error.clone().unwrap_or(ProvisioningError { reason: "Failed".into(), message: String::new() });
         for name in StepName::ALL {
             let Some(step) = self.step(name).cloned() else { continue };
             let (ok, reason, message) = match step.state {
                 StepState::Done => (true, "Done".to_string(), String::new()),
-                StepState::Failed => {
-                    let e = self.error.clone().unwrap_or(ProvisioningError { reason: "Failed".into(), message: String::new() });
-                    (false, e.reason, e.message)
-                }
+                StepState::Failed => (false, failure.reason.clone(), failure.message.clone()),
+                // `Ready` is the summary condition (what `kubectl wait` and the UI read): after
+                // a failure it carries the failure, not "Pending".
+                _ if name == StepName::Ready && self.phase == Phase::Failed => (false, failure.reason.clone(), failure.message.clone()),
                 StepState::Running => (false, "InProgress".to_string(), step.message.clone().unwrap_or_default()),
                 StepState::Pending => (false, "Pending".to_string(), String::new()),
             };
@@ -291,9 +292,11 @@ mod tests {
         assert_eq!((s.phase, s.next_step(), s.progress), (Phase::Failed, None, 0));
         assert!(!s.holds_capacity());
         assert_eq!(s.alternatives, alts);
-        let ready = s.conditions.iter().find(|c| c.type_ == "CapacityReserved").unwrap();
-        assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("False", REASON_INSUFFICIENT_CAPACITY));
-        assert!(ready.message.contains("x nodes in a"));
+        for type_ in ["CapacityReserved", "Ready"] {
+            let c = s.conditions.iter().find(|c| c.type_ == type_).unwrap();
+            assert_eq!((c.status.as_str(), c.reason.as_str()), ("False", REASON_INSUFFICIENT_CAPACITY), "{type_}");
+            assert!(c.message.contains("x nodes in a"));
+        }
     }
 
     #[test]

@@ -78,6 +78,9 @@ impl TestServer {
             secure_cookies: false,
             seed_demo: true,
             request_timeout_secs: 30,
+            catalogue: None,
+            // Tests that need the engine run it themselves, scoped to their own objects.
+            engine: false,
             log_format: LogFormat::Pretty,
         };
         let (tx, rx) = oneshot::channel::<()>();

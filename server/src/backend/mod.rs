@@ -9,24 +9,28 @@ use app::error::AppError;
 use app::model::*;
 use async_trait::async_trait;
 
+mod nodes;
+pub mod views;
+
 use crate::auth::password;
+use crate::catalogue::Catalogue;
 use crate::auth::rate_limit::LoginLimiter;
-use crate::cluster;
 use crate::store::{AuditEntry, Store};
 
 pub struct DashboardBackend {
     store: Store,
     kube: Option<kube::Client>,
+    catalogue: Arc<Catalogue>,
     limiter: LoginLimiter,
     secure_cookies: bool,
 }
 
-fn internal(e: impl std::fmt::Display) -> AppError {
+pub(crate) fn internal(e: impl std::fmt::Display) -> AppError {
     tracing::error!(error = %e, "internal error");
     AppError::Internal("the request could not be completed; it has been logged".into())
 }
 
-fn cluster_error(e: kube::Error) -> String {
+pub(crate) fn cluster_error(e: kube::Error) -> String {
     match e {
         kube::Error::Api(s) => format!("{} ({})", s.message, s.reason),
         other => other.to_string(),
@@ -34,8 +38,8 @@ fn cluster_error(e: kube::Error) -> String {
 }
 
 impl DashboardBackend {
-    pub fn new(store: Store, kube: Option<kube::Client>, limiter: LoginLimiter, secure_cookies: bool) -> Arc<Self> {
-        Arc::new(Self { store, kube, limiter, secure_cookies })
+    pub fn new(store: Store, kube: Option<kube::Client>, catalogue: Arc<Catalogue>, limiter: LoginLimiter, secure_cookies: bool) -> Arc<Self> {
+        Arc::new(Self { store, kube, catalogue, limiter, secure_cookies })
     }
 
     /// The workspace and its id if the user is a member; `NotFound` otherwise, so that a
@@ -50,6 +54,24 @@ impl DashboardBackend {
 
     fn kube(&self) -> Result<&kube::Client, String> {
         self.kube.as_ref().ok_or_else(|| "no cluster is configured (set KUBECONFIG)".to_string())
+    }
+
+    /// Like `kube()`, for operations that cannot go on without the cluster.
+    fn require_kube(&self) -> Result<&kube::Client, AppError> {
+        self.kube().map_err(AppError::ClusterUnavailable)
+    }
+
+    /// Membership, and a plan that includes dedicated nodes (the use case's precondition).
+    async fn dedicated_capable(&self, user: &SessionUser, slug: &str) -> Result<WorkspaceSummary, AppError> {
+        let (_, ws) = self.membership(user, slug).await?;
+        if !ws.plan.allows_dedicated_nodes() {
+            return Err(AppError::Forbidden(format!(
+                "Dedicated nodes are part of the Pro plan; {} is on the {} plan. Upgrade to add one.",
+                ws.name,
+                ws.plan.label()
+            )));
+        }
+        Ok(ws)
     }
 }
 
@@ -97,16 +119,7 @@ impl Backend for DashboardBackend {
 
     async fn node_overview(&self, user: &SessionUser, workspace: &str) -> Result<NodeOverview, AppError> {
         let (_, ws) = self.membership(user, workspace).await?;
-        let read = async {
-            let client = self.kube()?;
-            let pool = cluster::usage::shared_pool_usage(client, &ws.slug).await.map_err(cluster_error)?;
-            let nodes = cluster::usage::dedicated_nodes(client, &ws.slug).await.map_err(cluster_error)?;
-            Ok::<_, String>((pool, nodes))
-        };
-        Ok(match read.await {
-            Ok((pool, nodes)) => NodeOverview { workspace: ws, shared_pool: Some(pool), cluster_error: None, dedicated_nodes: nodes },
-            Err(msg) => NodeOverview { workspace: ws, shared_pool: None, cluster_error: Some(msg), dedicated_nodes: vec![] },
-        })
+        self.overview(ws).await
     }
 
     async fn notifications(&self, user: &SessionUser, workspace: &str) -> Result<Vec<Notification>, AppError> {
@@ -119,24 +132,29 @@ impl Backend for DashboardBackend {
         self.store.mark_notifications_read(&id).await.map_err(internal)
     }
 
-    async fn wizard_data(&self, _user: &SessionUser, _workspace: &str) -> Result<WizardData, AppError> {
-        Err(AppError::Internal("provisioning is not wired yet".into()))
+    async fn wizard_data(&self, user: &SessionUser, workspace: &str) -> Result<WizardData, AppError> {
+        let ws = self.dedicated_capable(user, workspace).await?;
+        self.wizard(ws).await
     }
 
-    async fn estimate(&self, _user: &SessionUser, _workspace: &str, _size: &str) -> Result<Estimate, AppError> {
-        Err(AppError::Internal("provisioning is not wired yet".into()))
+    async fn estimate(&self, user: &SessionUser, workspace: &str, size: &str) -> Result<Estimate, AppError> {
+        let ws = self.dedicated_capable(user, workspace).await?;
+        self.estimate_for(&ws, size).await
     }
 
-    async fn start_provisioning(&self, _user: &SessionUser, _workspace: &str, _size: &str, _region: &str, _replaces: Option<&str>) -> Result<String, AppError> {
-        Err(AppError::Internal("provisioning is not wired yet".into()))
+    async fn start_provisioning(&self, user: &SessionUser, workspace: &str, size: &str, region: &str, replaces: Option<&str>) -> Result<String, AppError> {
+        let ws = self.dedicated_capable(user, workspace).await?;
+        self.provision(user, &ws, size, region, replaces).await
     }
 
-    async fn node_progress(&self, _user: &SessionUser, _workspace: &str, _name: &str) -> Result<NodeProgress, AppError> {
-        Err(AppError::Internal("provisioning is not wired yet".into()))
+    async fn node_progress(&self, user: &SessionUser, workspace: &str, name: &str) -> Result<NodeProgress, AppError> {
+        let (_, ws) = self.membership(user, workspace).await?;
+        Ok(views::progress(&self.workspace_node(&ws.slug, name).await?))
     }
 
-    async fn delete_dedicated_node(&self, _user: &SessionUser, _workspace: &str, _name: &str) -> Result<(), AppError> {
-        Err(AppError::Internal("provisioning is not wired yet".into()))
+    async fn delete_dedicated_node(&self, user: &SessionUser, workspace: &str, name: &str) -> Result<(), AppError> {
+        let (_, ws) = self.membership(user, workspace).await?;
+        self.delete_node(user, &ws, name).await
     }
 
     fn secure_cookies(&self) -> bool {
