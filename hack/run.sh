@@ -19,7 +19,7 @@ bash hack/build.sh
 
 mkdir -p "$HEXA_CACHE/data"
 export DATABASE_URL="${DATABASE_URL:-sqlite://$HEXA_CACHE/data/hexabase.db?mode=rwc}"
-export LEPTOS_SITE_ROOT="$CARGO_TARGET_DIR/site"
+export LEPTOS_SITE_ROOT="$PWD/target/site"
 export LISTEN_ADDR="${LISTEN_ADDR:-127.0.0.1:3000}"
 cat <<MSG
 

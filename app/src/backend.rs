@@ -38,6 +38,16 @@ pub trait Backend: Send + Sync + 'static {
     async fn node_progress(&self, user: &SessionUser, workspace: &str, name: &str) -> Result<NodeProgress, AppError>;
     /// Removes a dedicated node no workload uses (its Node and capacity reservation go with it).
     async fn delete_dedicated_node(&self, user: &SessionUser, workspace: &str, name: &str) -> Result<(), AppError>;
+    /// The Workload Migration screen: Ready dedicated nodes and the workspace's workloads.
+    async fn migration_screen(&self, user: &SessionUser, workspace: &str) -> Result<MigrationScreen, AppError>;
+    /// Fit check, phases and dry run of moving `workloads` ("Deployment/web", ...) to `node`.
+    async fn plan_migration(&self, user: &SessionUser, workspace: &str, node: &str, workloads: &[String]) -> Result<MigrationPlan, AppError>;
+    /// Starts a migration (or saves a phased plan and runs its first phase); returns its name.
+    /// `latency_margin_percent` turns the latency guard on.
+    async fn start_migration(&self, user: &SessionUser, workspace: &str, node: &str, workloads: &[String], phased: bool, latency_margin_percent: Option<f64>) -> Result<String, AppError>;
+    async fn migration_progress(&self, user: &SessionUser, workspace: &str, name: &str) -> Result<MigrationProgress, AppError>;
+    /// "resume", "resume_at" (with `at`), "approve_next" or "retry".
+    async fn control_migration(&self, user: &SessionUser, workspace: &str, name: &str, action: &str, at: Option<&str>) -> Result<(), AppError>;
     /// Whether session cookies must carry `Secure` (the site is served over HTTPS).
     fn secure_cookies(&self) -> bool;
 }

@@ -295,3 +295,130 @@ mod money_tests {
         assert_eq!(super::format_usd(1_000_000.0), "$1,000,000.00");
     }
 }
+
+/// A Deployment or StatefulSet of the workspace, as the Workload Migration screen lists it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MigratableWorkload {
+    /// "Deployment" or "StatefulSet".
+    pub kind: String,
+    pub namespace: String,
+    pub name: String,
+    pub replicas: i32,
+    /// Requests of all replicas.
+    pub cpu: f64,
+    pub memory_gib: f64,
+    pub has_readiness_probe: bool,
+    pub has_pdb: bool,
+    /// Why zero downtime cannot be guaranteed; empty when it can.
+    pub risks: Vec<String>,
+    /// The dedicated node it already runs on, if any.
+    pub on_node: Option<String>,
+}
+
+impl MigratableWorkload {
+    /// "Deployment/web": how a workload is named in forms and plans.
+    pub fn key(&self) -> String {
+        format!("{}/{}", self.kind, self.name)
+    }
+}
+
+/// A Ready dedicated node a migration can target, with what is left on it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TargetNode {
+    pub name: String,
+    pub size: String,
+    pub region: String,
+    pub allocatable_cpu: f64,
+    pub allocatable_memory_gib: f64,
+    pub used_cpu: f64,
+    pub used_memory_gib: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MigrationScreen {
+    pub workspace: WorkspaceSummary,
+    /// A metrics source is configured, so the latency guard can be offered.
+    pub latency_guard_available: bool,
+    pub nodes: Vec<TargetNode>,
+    pub workloads: Vec<MigratableWorkload>,
+    pub cluster_error: Option<String>,
+}
+
+/// One phase of a (possibly phased) migration plan.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlanPhase {
+    pub workloads: Vec<String>,
+    /// Requests plus the phase's largest rolling-update surge.
+    pub cpu: f64,
+    pub memory_gib: f64,
+    /// Whether it fits what the node has left now.
+    pub fits_now: bool,
+}
+
+/// One change the migration will make, in order (the dry run).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DryRunStep {
+    pub order: u32,
+    pub workload: String,
+    pub changes: Vec<String>,
+    /// The JSON merge patch applied to the workload.
+    pub patch: String,
+}
+
+/// The fit check, phases and dry run for a selection of workloads on a node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MigrationPlan {
+    pub node: String,
+    pub fits: bool,
+    pub need_cpu: f64,
+    pub need_memory_gib: f64,
+    pub free_cpu: f64,
+    pub free_memory_gib: f64,
+    pub warning: Option<String>,
+    pub phases: Vec<PlanPhase>,
+    pub steps: Vec<DryRunStep>,
+}
+
+/// One workload's move, as the migration screen follows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkloadProgress {
+    pub key: String,
+    pub phase_index: u32,
+    /// "Pending", "Moving", "Moved", "RollingBack", "RolledBack" or "Failed".
+    pub state: String,
+    pub desired: i32,
+    pub updated: i32,
+    pub ready: i32,
+    pub available: i32,
+    /// The lowest available-replica count seen during the move: zero downtime, measured.
+    pub min_available_seen: Option<i32>,
+    pub message: Option<String>,
+}
+
+/// A migration's state for its screen and live stream.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MigrationProgress {
+    pub name: String,
+    pub workspace: String,
+    pub namespace: String,
+    pub node: String,
+    /// "Pending", "Running", "Paused", "WaitingForApproval", "Succeeded", "RolledBack" or "Failed".
+    pub phase: String,
+    pub total_phases: u32,
+    pub approved_phases: u32,
+    pub workloads: Vec<WorkloadProgress>,
+    pub baseline_latency_ms: Option<f64>,
+    pub current_latency_ms: Option<f64>,
+    pub pause_reason: Option<String>,
+    pub error_reason: Option<String>,
+    pub error_message: Option<String>,
+    pub troubleshooting: Vec<String>,
+    pub resume_at: Option<String>,
+}
+
+impl MigrationProgress {
+    /// Nothing more happens without the user: finished, rolled back, paused or awaiting approval.
+    pub fn is_settled(&self) -> bool {
+        matches!(self.phase.as_str(), "Succeeded" | "RolledBack" | "Failed" | "Paused" | "WaitingForApproval")
+    }
+}

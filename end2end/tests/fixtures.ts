@@ -30,3 +30,14 @@ export async function signIn(page: Page, email = DEMO.email, password = DEMO.pas
   await page.getByLabel('Password').fill(password);
   await page.getByRole('button', { name: 'Sign in' }).click();
 }
+
+/** Adds a dedicated node of the recommended size in Tokyo and waits until it is Ready; returns its name. */
+export async function provisionNode(page: Page): Promise<string> {
+  await page.goto('/w/acme-production/nodes/new');
+  await hydrated(page);
+  await page.getByLabel('Region').selectOption('ap-northeast-1');
+  await page.getByRole('button', { name: 'Start Provisioning' }).click();
+  await expect(page).toHaveURL(/\/nodes\/acme-production-[0-9a-f]+$/);
+  await expect(page.getByTestId('phase')).toContainText('Ready', { timeout: 30_000 });
+  return page.url().split('/').pop()!;
+}

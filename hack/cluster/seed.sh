@@ -27,7 +27,7 @@ k apply --server-side --force-conflicts --field-manager=hexa-seed -f "$HERE/seed
 step "seed: waiting for nodes shared-pool-1..3 to be Ready (KWOK)"
 k wait --for=condition=Ready --timeout="${TIMEOUT}s" node/shared-pool-1 node/shared-pool-2 node/shared-pool-3 >/dev/null
 
-for w in acme-production/deployment/web acme-production/deployment/api acme-production/deployment/worker \
+for w in acme-production/deployment/web acme-production/deployment/api acme-production/deployment/worker acme-production/deployment/reports \
          acme-production/statefulset/cache acme-sandbox/deployment/preview; do
   ns="${w%%/*}"; obj="${w#*/}"
   step "seed: waiting for $ns $obj"

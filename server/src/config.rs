@@ -41,6 +41,16 @@ pub struct Config {
     /// Run the engine (the provisioning and migration controllers) in this process.
     #[arg(long, env = "HEXA_ENGINE", default_value_t = true, action = clap::ArgAction::Set)]
     pub engine: bool,
+    /// Prometheus HTTP API base URL (e.g. http://127.0.0.1:9090) for the migration latency guard;
+    /// without it the guard is not offered.
+    #[arg(long, env = "PROMETHEUS_URL")]
+    pub prometheus_url: Option<String>,
+    /// PromQL for a workload's p95 latency in seconds, with {namespace} and {workload}.
+    #[arg(long, env = "HEXA_LATENCY_QUERY")]
+    pub latency_query: Option<String>,
+    /// Namespace of the Lease that elects the one replica running the engine.
+    #[arg(long, env = "HEXA_LEASE_NAMESPACE", default_value = "kube-system")]
+    pub lease_namespace: String,
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "pretty")]
     pub log_format: LogFormat,
 }

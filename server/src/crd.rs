@@ -1,9 +1,9 @@
 //! Custom resources of the platform (owned by the provisioning work).
 //!
 //! Desired state and progress live in the cluster; these types are their only definition.
-//! The CRD YAML in `deploy/crds/` is generated from them (`cargo run -p server --bin crdgen`)
-//! and a test fails when the committed file is stale. `WorkloadMigration` joins this module
-//! with the migration work.
+//! The CRD YAML in `deploy/crds/` is generated from them (`cargo run -p server --bin crdgen -- deploy/crds`)
+//! and a test fails when a committed file is stale. `DedicatedNode` is the provisioning
+//! work's, `WorkloadMigration` the migration work's.
 
 use kube::CustomResource;
 use schemars::JsonSchema;
@@ -146,11 +146,228 @@ pub struct DedicatedNodeStatus {
     pub observed_generation: Option<i64>,
 }
 
-/// The CRD manifests as one YAML stream, exactly as `crdgen` prints and `deploy/crds/` holds.
-pub fn crd_yaml() -> String {
+/// Moves a workspace's Deployments and StatefulSets onto its dedicated node without downtime
+/// ("Migrate to Dedicated Node"): what to move, in which phases, under which guard (spec), and
+/// how far it got (status). Lives in the namespace of the workloads it moves.
+#[derive(CustomResource, Serialize, Deserialize, Debug, Clone, PartialEq, JsonSchema)]
+#[kube(
+    group = "hexabase.ai",
+    version = "v1alpha1",
+    kind = "WorkloadMigration",
+    namespaced,
+    status = "WorkloadMigrationStatus",
+    shortname = "wm",
+    derive = "PartialEq",
+    doc = "A zero-downtime move of workloads onto a dedicated node, with automatic rollback: the plan (spec) and its progress (status).",
+    printcolumn(name = "Workspace", type_ = "string", json_path = ".spec.workspace"),
+    printcolumn(name = "Target", type_ = "string", json_path = ".spec.targetNode"),
+    printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
+    printcolumn(name = "Step", type_ = "integer", json_path = ".status.currentPhase"),
+    printcolumn(name = "Approved", type_ = "integer", json_path = ".spec.approvedPhases"),
+    printcolumn(name = "Paused", type_ = "boolean", json_path = ".spec.paused", priority = "1"),
+    printcolumn(name = "Reason", type_ = "string", json_path = ".status.error.reason", priority = "1"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkloadMigrationSpec {
+    /// The workspace slug; the namespace and the target node must both belong to it.
+    pub workspace: String,
+    /// The Node (a `DedicatedNode`'s name) the workloads move to.
+    pub target_node: String,
+    /// Groups of workloads, moved one phase after another (the first phase first), one
+    /// workload at a time, all in this migration's namespace.
+    pub phases: Vec<MigrationPhase>,
+    /// How many phases may run. Saving a phased plan is creating the migration with 1; the
+    /// user raises it to let the next phase run.
+    #[serde(default = "default_approved_phases")]
+    pub approved_phases: u32,
+    /// How long one workload's rollout may take before it is rolled back.
+    #[serde(default = "default_progress_deadline_seconds")]
+    #[schemars(range(min = 1))]
+    pub progress_deadline_seconds: u32,
+    /// While true no further workload starts (one already moving finishes its move).
+    #[serde(default)]
+    pub paused: bool,
+    /// RFC 3339: when set and reached, a paused migration resumes by itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resume_at: Option<String>,
+    /// Pause when the application's p95 latency rises above its baseline (use case 5d).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_guard: Option<LatencyGuardSpec>,
+    /// Raise it to try again after the migration rolled back or failed: the controller starts
+    /// over from a fresh status (workloads already on the node stay there and finish at once).
+    #[serde(default)]
+    pub retry: u32,
+    /// Email of the person who asked for the move (the audit log's actor).
+    #[serde(default)]
+    pub requested_by: String,
+}
+
+fn default_approved_phases() -> u32 {
+    1
+}
+
+fn default_progress_deadline_seconds() -> u32 {
+    120
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MigrationPhase {
+    pub workloads: Vec<WorkloadRef>,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash, JsonSchema)]
+pub enum WorkloadKind {
+    Deployment,
+    StatefulSet,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq, Hash, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkloadRef {
+    pub kind: WorkloadKind,
+    pub name: String,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LatencyGuardSpec {
+    /// A p95 more than this many percent above the baseline is a breach.
+    pub margin_percent: f64,
+    /// This many breaches in a row pause the migration.
+    pub consecutive_intervals: u32,
+    /// How often latency is sampled while the migration runs.
+    #[schemars(range(min = 1))]
+    pub interval_seconds: u32,
+    /// A PromQL template with `{namespace}` and `{workload}` placeholders, instead of the
+    /// server's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default, JsonSchema)]
+pub enum MigrationState {
+    #[default]
+    Pending,
+    Running,
+    Paused,
+    WaitingForApproval,
+    Succeeded,
+    RolledBack,
+    Failed,
+}
+
+impl MigrationState {
+    /// Nothing more happens until the user acts (retry) or never again.
+    pub fn is_final(self) -> bool {
+        matches!(self, MigrationState::Succeeded | MigrationState::RolledBack | MigrationState::Failed)
+    }
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default, JsonSchema)]
+pub enum WorkloadState {
+    #[default]
+    Pending,
+    Moving,
+    Moved,
+    RollingBack,
+    RolledBack,
+    Failed,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkloadStatus {
+    pub kind: WorkloadKind,
+    pub name: String,
+    /// 1 for the first phase.
+    pub phase_index: u32,
+    pub state: WorkloadState,
+    #[serde(default)]
+    pub desired_replicas: i32,
+    #[serde(default)]
+    pub updated_replicas: i32,
+    #[serde(default)]
+    pub ready_replicas: i32,
+    #[serde(default)]
+    pub available_replicas: i32,
+    /// The lowest available replica count seen while the workload moved: zero downtime is
+    /// measured, not assumed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_available_seen: Option<i32>,
+    /// RFC 3339.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<String>,
+    /// RFC 3339.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// Why a migration rolled back or failed, for the user (`reason` is a fixed CamelCase word),
+/// with what to do about it (use case 5b).
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MigrationError {
+    pub reason: String,
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub troubleshooting: Vec<String>,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkloadMigrationStatus {
+    #[serde(default)]
+    pub phase: MigrationState,
+    #[serde(default)]
+    pub workloads: Vec<WorkloadStatus>,
+    /// The phase (1-based) of the workload moving or next to move; 0 before anything started.
+    #[serde(default)]
+    pub current_phase: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline_latency_ms: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_latency_ms: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pause_reason: Option<String>,
+    /// The latency guard's memory, so a restarted server keeps its baseline and breach count.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_guard: Option<crate::migration::latency::GuardState>,
+    /// RFC 3339: when latency was last sampled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_sampled_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<MigrationError>,
+    /// The `spec.retry` this status belongs to.
+    #[serde(default)]
+    pub attempt: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+}
+
+/// The generated CRD files: (file name under `deploy/crds/`, YAML), exactly as `crdgen`
+/// writes them.
+pub fn crd_files() -> Vec<(&'static str, String)> {
     use kube::CustomResourceExt;
-    let yaml = serde_yaml::to_string(&DedicatedNode::crd()).expect("a CRD always serialises");
-    format!("# Generated by `cargo run -p server --bin crdgen`; do not edit.\n{yaml}")
+    let render = |crd: k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition| {
+        let yaml = serde_yaml::to_string(&crd).expect("a CRD always serialises");
+        format!("# Generated by `cargo run -p server --bin crdgen -- deploy/crds`; do not edit.\n{yaml}")
+    };
+    vec![("dedicatednode.yaml", render(DedicatedNode::crd())), ("workloadmigration.yaml", render(WorkloadMigration::crd()))]
+}
+
+/// The `DedicatedNode` CRD manifest, as `deploy/crds/dedicatednode.yaml` holds it.
+pub fn crd_yaml() -> String {
+    crd_files().swap_remove(0).1
 }
 
 #[cfg(test)]
@@ -158,14 +375,39 @@ mod tests {
     use super::*;
 
     #[test]
-    fn committed_crd_matches_the_rust_types() {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/crds/dedicatednode.yaml");
-        let committed = std::fs::read_to_string(&path).unwrap_or_default();
-        assert!(
-            committed == crd_yaml(),
-            "{} is stale: run `cargo run -p server --bin crdgen > deploy/crds/dedicatednode.yaml`",
-            path.display()
-        );
+    fn committed_crds_match_the_rust_types() {
+        for (file, yaml) in crd_files() {
+            let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/crds").join(file);
+            let committed = std::fs::read_to_string(&path).unwrap_or_default();
+            assert!(committed == yaml, "{} is stale: run `cargo run -p server --bin crdgen -- deploy/crds`", path.display());
+        }
+    }
+
+    #[test]
+    fn the_migration_crd_is_namespaced_with_status_and_short_name() {
+        use kube::CustomResourceExt;
+        let crd = WorkloadMigration::crd();
+        assert_eq!(crd.metadata.name.as_deref(), Some("workloadmigrations.hexabase.ai"));
+        assert_eq!(crd.spec.scope, "Namespaced");
+        assert_eq!(crd.spec.names.short_names, Some(vec!["wm".to_string()]));
+        assert!(crd.spec.versions[0].subresources.as_ref().and_then(|s| s.status.as_ref()).is_some());
+    }
+
+    #[test]
+    fn a_minimal_migration_gets_the_defaults_and_is_camel_case() {
+        let spec: WorkloadMigrationSpec = serde_json::from_value(serde_json::json!({
+            "workspace": "w", "targetNode": "n1",
+            "phases": [{ "workloads": [{ "kind": "Deployment", "name": "web" }] }]
+        }))
+        .unwrap();
+        assert_eq!((spec.approved_phases, spec.progress_deadline_seconds, spec.paused, spec.retry), (1, 120, false, 0));
+        let json = serde_json::to_value(&spec).unwrap();
+        assert_eq!(json["targetNode"], "n1");
+        assert_eq!(json["approvedPhases"], 1);
+        assert_eq!(json["phases"][0]["workloads"][0]["kind"], "Deployment");
+        let status = WorkloadMigrationStatus { current_phase: 1, pause_reason: Some("p".into()), ..Default::default() };
+        let json = serde_json::to_value(&status).unwrap();
+        assert_eq!((json["phase"].as_str(), json["currentPhase"].as_u64(), json["pauseReason"].as_str()), (Some("Pending"), Some(1), Some("p")));
     }
 
     #[test]

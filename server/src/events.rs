@@ -1,11 +1,13 @@
-//! Live progress over server-sent events: `GET /api/events/w/{ws}/nodes/{name}` streams the
-//! dedicated node's `NodeProgress` as `progress` events from a watch on its custom resource,
-//! starting with the current state and ending once it is Ready or Failed.
+//! Live progress over server-sent events, from a watch on the custom resource:
+//! `GET /api/events/w/{ws}/nodes/{name}` (a dedicated node's provisioning) and
+//! `GET /api/events/w/{ws}/migrations/{name}` (a migration). Each stream starts with the
+//! current state, sends one `progress` event per change, and ends once the state is settled.
 
 use std::convert::Infallible;
+use std::fmt::Debug;
 
 use app::error::AppError;
-use app::model::{NodeProgress, SessionUser};
+use app::model::{MigrationProgress, NodeProgress, SessionUser};
 use axum::extract::{Path, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -13,9 +15,11 @@ use axum::Extension;
 use futures::{stream, Stream, StreamExt};
 use kube::api::Api;
 use kube::runtime::{watcher, WatchStreamExt};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 
-use crate::backend::views;
-use crate::crd::DedicatedNode;
+use crate::backend::{migration_progress_view, views};
+use crate::crd::{DedicatedNode, WorkloadMigration};
 use crate::web::AppState;
 
 fn refuse(e: AppError) -> Response {
@@ -23,8 +27,11 @@ fn refuse(e: AppError) -> Response {
 }
 
 /// The first item, then each change, ending right after the first settled state.
-fn until_settled(first: NodeProgress, updates: impl Stream<Item = NodeProgress> + Send + 'static) -> impl Stream<Item = NodeProgress> + Send {
-    stream::unfold((Some(first), Box::pin(updates), None::<NodeProgress>, false), |(first, mut updates, last, done)| async move {
+fn until_settled<V>(first: V, updates: impl Stream<Item = V> + Send + 'static, settled: fn(&V) -> bool) -> impl Stream<Item = V> + Send
+where
+    V: Clone + PartialEq + Send + 'static,
+{
+    stream::unfold((Some(first), Box::pin(updates), None::<V>, false), move |(first, mut updates, last, done)| async move {
         if done {
             return None;
         }
@@ -38,9 +45,24 @@ fn until_settled(first: NodeProgress, updates: impl Stream<Item = NodeProgress> 
                 }
             },
         };
-        let settled = next.is_settled();
-        Some((next.clone(), (None, updates, Some(next), settled)))
+        let is_settled = settled(&next);
+        Some((next.clone(), (None, updates, Some(next), is_settled)))
     })
+}
+
+/// Streams `view` of the object `name` that `api` watches, starting from `first`.
+fn stream_of<K, V>(api: Api<K>, name: &str, first: V, view: fn(&K) -> V, settled: fn(&V) -> bool) -> Response
+where
+    K: kube::Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    V: Clone + PartialEq + Serialize + Send + 'static,
+{
+    let updates = watcher(api, watcher::Config::default().fields(&format!("metadata.name={name}")))
+        .applied_objects()
+        .filter_map(|r| async move { r.ok() })
+        .map(move |obj| view(&obj));
+    let events = until_settled(first, updates, settled)
+        .map(|p| Ok::<_, Infallible>(Event::default().event("progress").json_data(&p).unwrap_or_else(|_| Event::default().comment("unserializable"))));
+    Sse::new(events).keep_alive(KeepAlive::default()).into_response()
 }
 
 pub async fn node_events(State(s): State<AppState>, Path((ws, name)): Path<(String, String)>, user: Option<Extension<SessionUser>>) -> Response {
@@ -51,46 +73,34 @@ pub async fn node_events(State(s): State<AppState>, Path((ws, name)): Path<(Stri
         Err(e) => return refuse(e),
     };
     let Some(client) = s.kube.clone() else { return refuse(AppError::ClusterUnavailable("no cluster is configured".into())) };
-    let api: Api<DedicatedNode> = Api::all(client);
-    let updates = watcher(api, watcher::Config::default().fields(&format!("metadata.name={name}")))
-        .applied_objects()
-        .filter_map(|r| async move { r.ok() })
-        .map(|dn| views::progress(&dn));
-    let events = until_settled(first, updates)
-        .map(|p| Ok::<_, Infallible>(Event::default().event("progress").json_data(&p).unwrap_or_else(|_| Event::default().comment("unserializable"))));
-    Sse::new(events).keep_alive(KeepAlive::default()).into_response()
+    stream_of(Api::<DedicatedNode>::all(client), &name, first, views::progress, NodeProgress::is_settled)
+}
+
+pub async fn migration_events(State(s): State<AppState>, Path((ws, name)): Path<(String, String)>, user: Option<Extension<SessionUser>>) -> Response {
+    let Some(Extension(user)) = user else { return refuse(AppError::Unauthenticated) };
+    let first = match s.backend.migration_progress(&user, &ws, &name).await {
+        Ok(p) => p,
+        Err(e) => return refuse(e),
+    };
+    let Some(client) = s.kube.clone() else { return refuse(AppError::ClusterUnavailable("no cluster is configured".into())) };
+    let api = Api::<WorkloadMigration>::namespaced(client, &first.namespace);
+    stream_of(api, &name, first, migration_progress_view, MigrationProgress::is_settled)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn p(phase: &str, progress: u8) -> NodeProgress {
-        NodeProgress {
-            name: "n".into(),
-            workspace: "w".into(),
-            size: "s".into(),
-            region: "r".into(),
-            phase: phase.into(),
-            progress,
-            steps: vec![],
-            error_reason: None,
-            error_message: None,
-            alternatives: vec![],
-            node_name: None,
-        }
-    }
-
     #[tokio::test]
     async fn streams_changes_once_and_ends_at_the_first_settled_state() {
-        let updates = stream::iter(vec![p("Provisioning", 25), p("Provisioning", 25), p("Provisioning", 50), p("Ready", 100), p("Ready", 100)]);
-        let got: Vec<u8> = until_settled(p("Pending", 0), updates).map(|p| p.progress).collect().await;
+        let updates = stream::iter(vec![25u8, 25, 50, 100, 100]);
+        let got: Vec<u8> = until_settled(0u8, updates, |p| *p == 100).collect().await;
         assert_eq!(got, vec![0, 25, 50, 100]);
     }
 
     #[tokio::test]
-    async fn an_already_settled_node_sends_one_event() {
-        let got: Vec<String> = until_settled(p("Failed", 25), stream::pending()).map(|p| p.phase).collect().await;
-        assert_eq!(got, vec!["Failed"]);
+    async fn an_already_settled_state_sends_one_event() {
+        let got: Vec<u8> = until_settled(100u8, stream::pending(), |p| *p == 100).collect().await;
+        assert_eq!(got, vec![100]);
     }
 }

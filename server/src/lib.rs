@@ -10,7 +10,10 @@ pub mod cluster;
 pub mod config;
 pub mod db;
 pub mod events;
+pub mod leader;
 pub mod metrics;
+pub mod migration;
+pub mod planning;
 pub mod provisioning;
 pub mod seed;
 pub mod store;
@@ -50,9 +53,9 @@ pub async fn build_state(config: &Config) -> anyhow_like::Result<AppState> {
         }
     };
     if let (Some(client), true) = (&kube, config.engine) {
-        start_engine(client.clone(), store.clone(), catalogue.clone()).await;
+        start_engine(client.clone(), store.clone(), catalogue.clone(), config).await;
     }
-    let backend = DashboardBackend::new(store.clone(), kube.clone(), catalogue, LoginLimiter::default(), config.secure_cookies);
+    let backend = DashboardBackend::new(store.clone(), kube.clone(), catalogue, config.prometheus_url.is_some(), LoginLimiter::default(), config.secure_cookies);
     let leptos = LeptosOptions::builder()
         .output_name("hexabase")
         .site_root(config.site_root.as_str())
@@ -62,9 +65,16 @@ pub async fn build_state(config: &Config) -> anyhow_like::Result<AppState> {
     Ok(AppState { leptos, store, backend, kube, metrics: Arc::new(metrics::Metrics::default()) })
 }
 
-/// Installs the custom resources and starts the controllers in the background. A cluster that
-/// is down at start-up is retried: the dashboard serves meanwhile and says so.
-async fn start_engine(client: kube::Client, store: Store, catalogue: Arc<Catalogue>) {
+/// Installs the custom resources and, while this replica holds the engine lease, runs the
+/// controllers, in the background. A cluster that is down at start-up is retried: the
+/// dashboard serves meanwhile and says so.
+async fn start_engine(client: kube::Client, store: Store, catalogue: Arc<Catalogue>, config: &Config) {
+    let lease_namespace = config.lease_namespace.clone();
+    let migration_config = migration::Config { prometheus_url: config.prometheus_url.clone(), ..migration::Config::default() };
+    let metrics: Option<Arc<dyn migration::MetricsSource>> = config
+        .prometheus_url
+        .as_deref()
+        .map(|url| Arc::new(migration::PrometheusSource::new(url, config.latency_query.as_deref())) as Arc<dyn migration::MetricsSource>);
     tokio::spawn(async move {
         let mut wait = Duration::from_secs(1);
         while let Err(e) = provisioning::ensure_crds(client.clone()).await {
@@ -72,9 +82,18 @@ async fn start_engine(client: kube::Client, store: Store, catalogue: Arc<Catalog
             tokio::time::sleep(wait).await;
             wait = (wait * 2).min(Duration::from_secs(30));
         }
-        let ctx = Arc::new(provisioning::Context::new(client.clone(), store, catalogue, provisioning::Config::from_env()));
-        tracing::info!("provisioning controller started");
-        provisioning::run(client, ctx).await;
+        let identity = format!("{}-{}", std::env::var("HOSTNAME").unwrap_or_else(|_| "server".into()), &db::new_id()[..8]);
+        let elector = leader::LeaderElector::new(client.clone(), &lease_namespace, identity);
+        elector
+            .run(move || {
+                let provisioning_ctx = Arc::new(provisioning::Context::new(client.clone(), store.clone(), catalogue.clone(), provisioning::Config::from_env()));
+                let migration_ctx = Arc::new(migration::Context::new(client.clone(), store.clone(), migration_config.clone(), metrics.clone()));
+                let client = client.clone();
+                async move {
+                    tokio::join!(provisioning::run(client.clone(), provisioning_ctx), migration::run(client, migration_ctx));
+                }
+            })
+            .await;
     });
 }
 

@@ -108,6 +108,7 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
         .route("/metrics", get(metrics_endpoint))
         .route("/site.css", get(site_css))
         .route("/api/events/w/{ws}/nodes/{name}", get(crate::events::node_events))
+        .route("/api/events/w/{ws}/migrations/{name}", get(crate::events::migration_events))
         .leptos_routes_with_context(
             &state,
             routes,

@@ -10,7 +10,6 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{Api, EvictParams, ListParams, PostParams};
-use kube::runtime::wait::{await_condition, Condition};
 use serde_json::json;
 use support::cluster::{self, Cleanup};
 
@@ -36,12 +35,12 @@ fn fake_node(name: &str, cpu: &str, memory: &str, taint: Option<&str>) -> Node {
     .unwrap()
 }
 
-fn node_ready() -> impl Condition<Node> {
-    |n: Option<&Node>| {
-        n.and_then(|n| n.status.as_ref())
-            .and_then(|s| s.conditions.as_ref())
-            .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-    }
+fn node_ready(n: &Node) -> bool {
+    n.status.as_ref().and_then(|s| s.conditions.as_ref()).is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+fn available(replicas: i32) -> impl Fn(&Deployment) -> bool {
+    move |d| d.status.as_ref().and_then(|s| s.available_replicas) == Some(replicas)
 }
 
 fn deployment(name: &str, replicas: i32, node: &str, cpu: &str) -> Deployment {
@@ -68,8 +67,7 @@ async fn create_ready_node(c: &kube::Client, cleanup: &mut Cleanup, name: &str, 
     let nodes: Api<Node> = Api::all(c.clone());
     nodes.create(&PostParams::default(), &fake_node(name, "4", "8Gi", taint)).await.expect("create node");
     cleanup.track_node(name);
-    tokio::time::timeout(WAIT, await_condition(nodes.clone(), name, node_ready())).await.expect("node Ready in time").unwrap();
-    nodes.get(name).await.unwrap()
+    cluster::wait_until(&nodes, name, WAIT, "node Ready", node_ready).await
 }
 
 #[tokio::test]
@@ -92,8 +90,7 @@ async fn a_deployment_rolls_out_and_its_pods_become_ready() {
     let ns = cleanup.namespace("t-rollout", &[]).await;
     let deploys: Api<Deployment> = Api::namespaced(c.clone(), &ns);
     deploys.create(&PostParams::default(), &deployment("web", 3, &node, "100m")).await.unwrap();
-    let available = |d: Option<&Deployment>| d.and_then(|d| d.status.as_ref()).and_then(|s| s.available_replicas) == Some(3);
-    tokio::time::timeout(WAIT, await_condition(deploys.clone(), "web", available)).await.expect("rollout in time").unwrap();
+    cluster::wait_until(&deploys, "web", WAIT, "rollout of 3 replicas", available(3)).await;
 
     let pods: Api<Pod> = Api::namespaced(c.clone(), &ns);
     let list = pods.list(&ListParams::default().labels("app=web")).await.unwrap();
@@ -145,8 +142,7 @@ async fn an_eviction_respects_a_pod_disruption_budget() {
     let ns = cleanup.namespace("t-pdb", &[]).await;
     let deploys: Api<Deployment> = Api::namespaced(c.clone(), &ns);
     deploys.create(&PostParams::default(), &deployment("web", 2, &node, "100m")).await.unwrap();
-    let available = |d: Option<&Deployment>| d.and_then(|d| d.status.as_ref()).and_then(|s| s.available_replicas) == Some(2);
-    tokio::time::timeout(WAIT, await_condition(deploys.clone(), "web", available)).await.unwrap().unwrap();
+    cluster::wait_until(&deploys, "web", WAIT, "rollout of 2 replicas", available(2)).await;
 
     let pdbs: Api<PodDisruptionBudget> = Api::namespaced(c.clone(), &ns);
     let pdb: PodDisruptionBudget = serde_json::from_value(json!({
@@ -157,8 +153,10 @@ async fn an_eviction_respects_a_pod_disruption_budget() {
     .unwrap();
     pdbs.create(&PostParams::default(), &pdb).await.unwrap();
     // The disruption controller computes the budget: wait until it has observed the pods.
-    let observed = |p: Option<&PodDisruptionBudget>| p.and_then(|p| p.status.as_ref()).is_some_and(|s| s.current_healthy == 2 && s.observed_generation.is_some());
-    tokio::time::timeout(WAIT, await_condition(pdbs.clone(), "web", observed)).await.unwrap().unwrap();
+    cluster::wait_until(&pdbs, "web", WAIT, "budget observed", |p| {
+        p.status.as_ref().is_some_and(|s| s.current_healthy == Some(2) && s.observed_generation == Some(1))
+    })
+    .await;
 
     let pods: Api<Pod> = Api::namespaced(c.clone(), &ns);
     let victim = pods.list(&ListParams::default().labels("app=web")).await.unwrap().items[0].metadata.name.clone().unwrap();
@@ -175,7 +173,9 @@ async fn an_eviction_respects_a_pod_disruption_budget() {
     // With the budget relaxed the same eviction goes through.
     let relaxed: BTreeMap<&str, serde_json::Value> = BTreeMap::from([("spec", json!({ "minAvailable": 1 }))]);
     pdbs.patch("web", &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&relaxed)).await.unwrap();
-    let allowed = |p: Option<&PodDisruptionBudget>| p.and_then(|p| p.status.as_ref()).is_some_and(|s| s.disruptions_allowed >= 1);
-    tokio::time::timeout(WAIT, await_condition(pdbs.clone(), "web", allowed)).await.unwrap().unwrap();
+    cluster::wait_until(&pdbs, "web", WAIT, "budget relaxed", |p| {
+        p.status.as_ref().is_some_and(|s| s.observed_generation == Some(2) && s.disruptions_allowed.unwrap_or(0) >= 1)
+    })
+    .await;
     pods.evict(&victim, &EvictParams::default()).await.expect("eviction allowed once the budget permits");
 }

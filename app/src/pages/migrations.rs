@@ -1,18 +1,245 @@
-//! Workload Migration (use case steps 11-17). The migration engine is not built yet; the screen
-//! says so plainly rather than pretending.
+//! Workload Migration (use case steps 11-14, 5c4): the workspace's workloads on the shared pool,
+//! the target dedicated node, a fit check, a dry run of every patch in order, and a phased plan
+//! when the selection does not fit.
 
 use leptos::prelude::*;
 use leptos_meta::Title;
 
-use crate::components::{Card, PageHeader};
+use crate::components::{Badge, Card, ErrorNotice, PageHeader, BUTTON_PRIMARY, INPUT};
+use crate::error::AppError;
+use crate::model::{format_amount, MigratableWorkload, MigrationPlan, MigrationScreen, TargetNode};
+use crate::pages::layout::use_workspace_slug;
+
+#[server(endpoint = "load_migration_screen")]
+pub async fn load_migration_screen(workspace: String) -> Result<MigrationScreen, AppError> {
+    use crate::context::*;
+    backend()?.migration_screen(&current_user()?, &workspace).await
+}
+
+/// `workloads` is a comma-separated list of "Kind/name".
+#[server(endpoint = "plan_migration")]
+pub async fn plan_migration(workspace: String, node: String, workloads: String) -> Result<MigrationPlan, AppError> {
+    use crate::context::*;
+    let keys = split_keys(&workloads);
+    backend()?.plan_migration(&current_user()?, &workspace, &node, &keys).await
+}
+
+pub fn split_keys(list: &str) -> Vec<String> {
+    list.split(',').map(str::trim).filter(|k| !k.is_empty()).map(String::from).collect()
+}
 
 #[component]
 pub fn WorkloadMigrationPage() -> impl IntoView {
+    let slug = use_workspace_slug();
+    let screen = Resource::new(move || slug.get(), load_migration_screen);
     view! {
         <Title text="Workload Migration"/>
         <PageHeader title="Workload Migration" subtitle="Move production workloads from the shared pool onto a dedicated node without downtime."/>
-        <Card title="Not available yet">
-            <p class="text-sm text-slate-600 dark:text-slate-400">"Migrations to dedicated nodes are being built. Add a dedicated node first from Node Management."</p>
-        </Card>
+        <Transition fallback=|| view! { <p class="text-sm text-slate-500">"Loading workloads…"</p> }>
+            {move || Suspend::new(async move {
+                match screen.await {
+                    Ok(s) => view! { <Migration s/> }.into_any(),
+                    Err(e) => view! { <ErrorNotice error=e/> }.into_any(),
+                }
+            })}
+        </Transition>
     }
+}
+
+#[component]
+fn Migration(s: MigrationScreen) -> impl IntoView {
+    if let Some(msg) = s.cluster_error.clone() {
+        return view! { <ErrorNotice error=AppError::ClusterUnavailable(msg)/> }.into_any();
+    }
+    if s.nodes.is_empty() {
+        let href = format!("/w/{}/nodes/new", s.workspace.slug);
+        return view! {
+            <Card title="No dedicated node yet">
+                <p class="mb-4 text-sm text-slate-600 dark:text-slate-400">"Workloads move onto a Ready dedicated node of this workspace. Add one first."</p>
+                <a class=BUTTON_PRIMARY href=href>"Add Dedicated Node"</a>
+            </Card>
+        }
+        .into_any();
+    }
+    let ws = s.workspace.slug.clone();
+    let node = RwSignal::new(s.nodes[0].name.clone());
+    let selected = RwSignal::new(Vec::<String>::new());
+    let keys = move || selected.get().join(",");
+    let ws_plan = ws.clone();
+    let plan = Resource::new(move || (node.get(), keys()), move |(n, k)| {
+        let ws = ws_plan.clone();
+        async move { if k.is_empty() { Ok(None) } else { plan_migration(ws, n, k).await.map(Some) } }
+    });
+    let nodes = s.nodes.clone();
+    view! {
+        <div class="grid gap-6 lg:grid-cols-3">
+            <div class="space-y-6 lg:col-span-2">
+                <Card title="Migratable applications and services">
+                    <WorkloadTable workloads=s.workloads.clone() selected/>
+                </Card>
+                <Card title="Dry run: what will change, in order">
+                    <Transition fallback=|| ()>
+                        {move || Suspend::new(async move {
+                            match plan.await {
+                                Ok(Some(p)) => view! { <DryRun p/> }.into_any(),
+                                Ok(None) => view! { <p class="text-sm text-slate-500">"Select workloads to see every change before anything is touched."</p> }.into_any(),
+                                Err(e) => view! { <ErrorNotice error=e/> }.into_any(),
+                            }
+                        })}
+                    </Transition>
+                </Card>
+            </div>
+            <aside class="space-y-6">
+                <Card title="Target dedicated node">
+                    <label class="block">
+                        <span class="mb-1 block text-sm font-medium">"Dedicated node"</span>
+                        <select class=INPUT on:change=move |ev| node.set(event_target_value(&ev)) prop:value=move || node.get()>
+                            {nodes.iter().map(|n| view! { <option value=n.name.clone()>{format!("{} ({}, {})", n.name, n.size, n.region)}</option> }).collect_view()}
+                        </select>
+                    </label>
+                    {move || nodes.iter().find(|n| n.name == node.get()).cloned().map(|n| view! { <NodeRoom n/> })}
+                </Card>
+                <Card title="Fit check">
+                    <Transition fallback=|| ()>
+                        {move || Suspend::new(async move {
+                            match plan.await {
+                                Ok(Some(p)) => view! { <FitCheck p/> }.into_any(),
+                                Ok(None) => view! { <p class="text-sm text-slate-500">"Nothing selected."</p> }.into_any(),
+                                Err(_) => ().into_any(),
+                            }
+                        })}
+                    </Transition>
+                </Card>
+                {view! { <StartMigration ws=ws.clone() node selected plan guard=s.latency_guard_available/> }}
+            </aside>
+        </div>
+    }
+    .into_any()
+}
+
+#[component]
+fn NodeRoom(n: TargetNode) -> impl IntoView {
+    view! {
+        <p class="mt-3 text-xs text-slate-600 dark:text-slate-400">
+            {format!("{} of {} vCPU and {} of {} GiB already requested on this node.",
+                format_amount(n.used_cpu), format_amount(n.allocatable_cpu), format_amount(n.used_memory_gib), format_amount(n.allocatable_memory_gib))}
+        </p>
+    }
+}
+
+#[component]
+fn WorkloadTable(workloads: Vec<MigratableWorkload>, selected: RwSignal<Vec<String>>) -> impl IntoView {
+    view! {
+        <div class="overflow-x-auto">
+            <table class="min-w-full text-left text-sm">
+                <thead class="text-xs uppercase tracking-wide text-slate-500">
+                    <tr>
+                        <th class="py-2 pr-3"><span class="sr-only">"Select"</span></th>
+                        <th class="py-2 pr-4">"Workload"</th><th class="py-2 pr-4">"Replicas"</th><th class="py-2 pr-4">"Requests"</th>
+                        <th class="py-2 pr-4">"Readiness probe"</th><th class="py-2 pr-4">"Disruption budget"</th><th class="py-2">"Zero downtime"</th>
+                    </tr>
+                </thead>
+                <tbody class="divide-y divide-slate-100 dark:divide-slate-800">
+                    {workloads.into_iter().map(|w| {
+                        let key = w.key();
+                        let key_checked = key.clone();
+                        let key_toggle = key.clone();
+                        let moved = w.on_node.clone();
+                        let label = format!("Migrate {}", key);
+                        view! {
+                            <tr data-workload=key.clone()>
+                                <td class="py-3 pr-3">
+                                    <input type="checkbox" aria-label=label disabled=moved.is_some()
+                                        class="h-4 w-4 rounded border-slate-300 text-indigo-600 focus:ring-indigo-500"
+                                        prop:checked=move || selected.get().contains(&key_checked)
+                                        on:change=move |ev| {
+                                            let on = event_target_checked(&ev);
+                                            let k = key_toggle.clone();
+                                            selected.update(|s| { s.retain(|x| x != &k); if on { s.push(k); } });
+                                        }/>
+                                </td>
+                                <td class="py-3 pr-4"><span class="font-medium">{w.name.clone()}</span><span class="ml-2 text-xs text-slate-500">{w.kind.clone()}</span></td>
+                                <td class="py-3 pr-4 tabular-nums">{w.replicas}</td>
+                                <td class="py-3 pr-4 tabular-nums">{format!("{} vCPU · {} GiB", format_amount(w.cpu), format_amount(w.memory_gib))}</td>
+                                <td class="py-3 pr-4">{if w.has_readiness_probe { "Yes" } else { "No" }}</td>
+                                <td class="py-3 pr-4">{if w.has_pdb { "Yes" } else { "No" }}</td>
+                                <td class="py-3">
+                                    {match moved {
+                                        Some(n) => view! { <Badge text=format!("On {n}") tone="green"/> }.into_any(),
+                                        None if w.risks.is_empty() => view! { <Badge text="Guaranteed" tone="green"/> }.into_any(),
+                                        None => view! {
+                                            <div class="space-y-1">
+                                                <Badge text="At risk" tone="amber"/>
+                                                {w.risks.iter().map(|r| view! { <p class="text-xs text-amber-800 dark:text-amber-300">{r.clone()}</p> }).collect_view()}
+                                            </div>
+                                        }.into_any(),
+                                    }}
+                                </td>
+                            </tr>
+                        }
+                    }).collect_view()}
+                </tbody>
+            </table>
+        </div>
+    }
+}
+
+#[component]
+fn FitCheck(p: MigrationPlan) -> impl IntoView {
+    view! {
+        <div class="space-y-3 text-sm" data-testid="fit-check">
+            <p class="tabular-nums">{format!("Needs {} vCPU · {} GiB (with surge) of {} vCPU · {} GiB free.",
+                format_amount(p.need_cpu), format_amount(p.need_memory_gib), format_amount(p.free_cpu), format_amount(p.free_memory_gib))}</p>
+            {if p.fits {
+                view! { <Badge text="Fits the node" tone="green"/> }.into_any()
+            } else {
+                view! {
+                    <div role="alert" class="rounded-lg border border-amber-300 bg-amber-50 p-3 text-amber-900 dark:border-amber-800 dark:bg-amber-950 dark:text-amber-200">
+                        <p class="font-semibold">"Not enough room on this node"</p>
+                        <p class="mt-1">{p.warning.clone().unwrap_or_default()}</p>
+                    </div>
+                }.into_any()
+            }}
+            {(p.phases.len() > 1).then(|| view! {
+                <div data-testid="phased-plan">
+                    <p class="mb-2 font-medium">"Phased plan"</p>
+                    <ol class="space-y-2">
+                        {p.phases.iter().enumerate().map(|(i, ph)| view! {
+                            <li class="rounded-lg border border-slate-200 p-2 dark:border-slate-700">
+                                <p class="text-xs font-semibold">{format!("Phase {}{}", i + 1, if ph.fits_now { " · fits now" } else { " · needs more room first" })}</p>
+                                <p class="text-xs text-slate-600 dark:text-slate-400">{ph.workloads.join(", ")}</p>
+                                <p class="text-xs tabular-nums text-slate-500">{format!("{} vCPU · {} GiB", format_amount(ph.cpu), format_amount(ph.memory_gib))}</p>
+                            </li>
+                        }).collect_view()}
+                    </ol>
+                </div>
+            })}
+        </div>
+    }
+}
+
+#[component]
+fn DryRun(p: MigrationPlan) -> impl IntoView {
+    view! {
+        <ol class="space-y-4" data-testid="dry-run">
+            {p.steps.into_iter().map(|s| view! {
+                <li>
+                    <p class="text-sm font-semibold">{format!("{}. {}", s.order, s.workload)}</p>
+                    <ul class="mt-1 list-disc pl-5 text-sm text-slate-700 dark:text-slate-300">
+                        {s.changes.into_iter().map(|c| view! { <li>{c}</li> }).collect_view()}
+                    </ul>
+                    <details class="mt-1">
+                        <summary class="cursor-pointer text-xs text-indigo-600 dark:text-indigo-400">"Patch"</summary>
+                        <pre class="mt-1 overflow-x-auto rounded-lg bg-slate-900 p-3 text-xs text-slate-100">{s.patch}</pre>
+                    </details>
+                </li>
+            }).collect_view()}
+        </ol>
+    }
+}
+
+/// The button that starts the migration; wired to the migration engine in `migration_run`.
+#[component]
+fn StartMigration(ws: String, node: RwSignal<String>, selected: RwSignal<Vec<String>>, plan: Resource<Result<Option<MigrationPlan>, AppError>>, guard: bool) -> impl IntoView {
+    crate::pages::migration_run::start_migration_form(ws, node, selected, plan, guard)
 }

@@ -9,6 +9,9 @@ use app::error::AppError;
 use app::model::*;
 use async_trait::async_trait;
 
+mod migration_runs;
+pub use migration_runs::progress as migration_progress_view;
+mod migrations;
 mod nodes;
 pub mod views;
 
@@ -21,6 +24,8 @@ pub struct DashboardBackend {
     store: Store,
     kube: Option<kube::Client>,
     catalogue: Arc<Catalogue>,
+    /// A metrics source is configured for the migration latency guard.
+    latency_guard: bool,
     limiter: LoginLimiter,
     secure_cookies: bool,
 }
@@ -38,8 +43,8 @@ pub(crate) fn cluster_error(e: kube::Error) -> String {
 }
 
 impl DashboardBackend {
-    pub fn new(store: Store, kube: Option<kube::Client>, catalogue: Arc<Catalogue>, limiter: LoginLimiter, secure_cookies: bool) -> Arc<Self> {
-        Arc::new(Self { store, kube, catalogue, limiter, secure_cookies })
+    pub fn new(store: Store, kube: Option<kube::Client>, catalogue: Arc<Catalogue>, latency_guard: bool, limiter: LoginLimiter, secure_cookies: bool) -> Arc<Self> {
+        Arc::new(Self { store, kube, catalogue, latency_guard, limiter, secure_cookies })
     }
 
     /// The workspace and its id if the user is a member; `NotFound` otherwise, so that a
@@ -155,6 +160,31 @@ impl Backend for DashboardBackend {
     async fn delete_dedicated_node(&self, user: &SessionUser, workspace: &str, name: &str) -> Result<(), AppError> {
         let (_, ws) = self.membership(user, workspace).await?;
         self.delete_node(user, &ws, name).await
+    }
+
+    async fn migration_screen(&self, user: &SessionUser, workspace: &str) -> Result<MigrationScreen, AppError> {
+        let ws = self.dedicated_capable(user, workspace).await?;
+        self.migration_screen_for(ws).await
+    }
+
+    async fn plan_migration(&self, user: &SessionUser, workspace: &str, node: &str, workloads: &[String]) -> Result<MigrationPlan, AppError> {
+        let ws = self.dedicated_capable(user, workspace).await?;
+        self.plan_for(&ws, node, workloads).await
+    }
+
+    async fn start_migration(&self, user: &SessionUser, workspace: &str, node: &str, workloads: &[String], phased: bool, latency_margin_percent: Option<f64>) -> Result<String, AppError> {
+        let ws = self.dedicated_capable(user, workspace).await?;
+        self.start_migration_for(user, &ws, node, workloads, phased, latency_margin_percent).await
+    }
+
+    async fn migration_progress(&self, user: &SessionUser, workspace: &str, name: &str) -> Result<MigrationProgress, AppError> {
+        let (_, ws) = self.membership(user, workspace).await?;
+        Ok(migration_runs::progress(&self.workspace_migration(&ws.slug, name).await?))
+    }
+
+    async fn control_migration(&self, user: &SessionUser, workspace: &str, name: &str, action: &str, at: Option<&str>) -> Result<(), AppError> {
+        let ws = self.dedicated_capable(user, workspace).await?;
+        self.control(user, &ws, name, action, at).await
     }
 
     fn secure_cookies(&self) -> bool {

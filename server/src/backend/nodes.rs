@@ -78,7 +78,7 @@ impl DashboardBackend {
         })
     }
 
-    async fn workspace_nodes(&self, ws: &str) -> Result<Vec<DedicatedNode>, AppError> {
+    pub(super) async fn workspace_nodes(&self, ws: &str) -> Result<Vec<DedicatedNode>, AppError> {
         let api: Api<DedicatedNode> = Api::all(self.require_kube()?.clone());
         let mut list = api.list(&ListParams::default().labels(&labels::workspace_selector(ws))).await.map_err(|e| AppError::ClusterUnavailable(cluster_error(e)))?.items;
         // The label is ours to set, the spec is the truth: never show another workspace's node.

@@ -4,6 +4,7 @@
 use app::model::WorkloadNeed;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{Namespace, PodSpec};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::api::{Api, ListParams};
 use kube::Client;
@@ -29,6 +30,55 @@ pub struct Workload {
     pub pod_memory: f64,
     /// Extra pods a rolling update creates at once.
     pub surge_pods: i32,
+    /// Every container has a readiness probe: without one, "available" means only "started".
+    pub has_readiness_probe: bool,
+    /// A PodDisruptionBudget selects the workload's pods.
+    pub has_pdb: bool,
+    /// The pod template's labels (to match budgets) and node selector (to tell where it runs).
+    pub pod_labels: std::collections::BTreeMap<String, String>,
+    pub node_selector: std::collections::BTreeMap<String, String>,
+    /// The scheduling fields a move changes, as the API server returned them (for the dry run,
+    /// which shows the engine's exact patch).
+    pub scheduling: crate::migration::patch::Scheduling,
+}
+
+impl Workload {
+    /// Why zero downtime cannot be guaranteed for this workload, in the user's terms.
+    pub fn risks(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.replicas <= 1 {
+            out.push("One replica: its pod is replaced, so requests may fail for a moment. Scale to 2 or more first.".into());
+        }
+        if !self.has_readiness_probe {
+            out.push("No readiness probe: new pods take traffic as soon as they start, possibly before they are ready.".into());
+        }
+        if self.kind == WorkloadKind::StatefulSet {
+            out.push("StatefulSet: pods are replaced one by one (delete, then create), so one replica is down at a time.".into());
+        }
+        if !self.has_pdb && self.replicas > 1 {
+            out.push("No PodDisruptionBudget: other disruptions during the move are not limited.".into());
+        }
+        out
+    }
+
+    /// Its pods are pinned to the given dedicated node already.
+    pub fn runs_on(&self, node: &str) -> bool {
+        self.node_selector.get("kubernetes.io/hostname").is_some_and(|n| n == node)
+    }
+}
+
+fn all_have_readiness(spec: Option<&PodSpec>) -> bool {
+    spec.is_some_and(|s| !s.containers.is_empty() && s.containers.iter().all(|c| c.readiness_probe.is_some()))
+}
+
+fn selects(pdb: &PodDisruptionBudget, labels: &std::collections::BTreeMap<String, String>) -> bool {
+    let Some(selector) = pdb.spec.as_ref().and_then(|s| s.selector.as_ref()) else { return false };
+    let by_labels = selector.match_labels.as_ref().is_none_or(|m| m.iter().all(|(k, v)| labels.get(k) == Some(v)));
+    // Only `In` expressions are common for budgets; anything else is treated as not matching.
+    let by_expr = selector.match_expressions.as_ref().is_none_or(|exprs| {
+        exprs.iter().all(|e| e.operator == "In" && labels.get(&e.key).is_some_and(|v| e.values.as_ref().is_some_and(|vs| vs.contains(v))))
+    });
+    by_labels && by_expr && (selector.match_labels.is_some() || selector.match_expressions.is_some())
 }
 
 /// CPU cores and memory bytes one pod requests.
@@ -57,6 +107,11 @@ pub fn surge_pods(max_surge: Option<&IntOrString>, replicas: i32) -> i32 {
     n.max(1)
 }
 
+fn scheduling_of<K: serde::Serialize>(kind: crate::crd::WorkloadKind, obj: &K) -> crate::migration::patch::Scheduling {
+    let value = serde_json::to_value(obj).unwrap_or_default();
+    crate::migration::patch::Scheduling::of_workload(kind, &value)
+}
+
 pub async fn workspace_namespaces(client: &Client, ws: &str) -> Result<Vec<String>, kube::Error> {
     let list = Api::<Namespace>::all(client.clone()).list_metadata(&ListParams::default().labels(&labels::workspace_selector(ws))).await?;
     Ok(list.items.into_iter().filter_map(|n| n.metadata.name).collect())
@@ -65,12 +120,21 @@ pub async fn workspace_namespaces(client: &Client, ws: &str) -> Result<Vec<Strin
 pub async fn list_workloads(client: &Client, ws: &str) -> Result<Vec<Workload>, kube::Error> {
     let mut out = Vec::new();
     for ns in workspace_namespaces(client, ws).await? {
+        let pdbs = Api::<PodDisruptionBudget>::namespaced(client.clone(), &ns).list(&ListParams::default()).await?.items;
+        let has_pdb = |labels: &std::collections::BTreeMap<String, String>| pdbs.iter().any(|p| selects(p, labels));
         for d in Api::<Deployment>::namespaced(client.clone(), &ns).list(&ListParams::default()).await?.items {
+            let scheduling = scheduling_of(crate::crd::WorkloadKind::Deployment, &d);
             let spec = d.spec;
             let replicas = spec.replicas.unwrap_or(1);
             let (pod_cpu, pod_memory) = pod_requests(spec.template.spec.as_ref());
             let max_surge = spec.strategy.as_ref().and_then(|s| s.rolling_update.as_ref()).and_then(|r| r.max_surge.as_ref());
+            let pod_labels = spec.template.metadata.as_ref().and_then(|m| m.labels.clone()).unwrap_or_default();
             out.push(Workload {
+                scheduling,
+                has_readiness_probe: all_have_readiness(spec.template.spec.as_ref()),
+                has_pdb: has_pdb(&pod_labels),
+                node_selector: spec.template.spec.as_ref().and_then(|s| s.node_selector.clone()).unwrap_or_default(),
+                pod_labels,
                 kind: WorkloadKind::Deployment,
                 namespace: ns.clone(),
                 name: d.metadata.name.unwrap_or_default(),
@@ -81,9 +145,16 @@ pub async fn list_workloads(client: &Client, ws: &str) -> Result<Vec<Workload>, 
             });
         }
         for s in Api::<StatefulSet>::namespaced(client.clone(), &ns).list(&ListParams::default()).await?.items {
+            let scheduling = scheduling_of(crate::crd::WorkloadKind::StatefulSet, &s);
             let spec = s.spec;
             let (pod_cpu, pod_memory) = pod_requests(spec.template.spec.as_ref());
+            let pod_labels = spec.template.metadata.as_ref().and_then(|m| m.labels.clone()).unwrap_or_default();
             out.push(Workload {
+                scheduling,
+                has_readiness_probe: all_have_readiness(spec.template.spec.as_ref()),
+                has_pdb: has_pdb(&pod_labels),
+                node_selector: spec.template.spec.as_ref().and_then(|s| s.node_selector.clone()).unwrap_or_default(),
+                pod_labels,
                 kind: WorkloadKind::StatefulSet,
                 namespace: ns.clone(),
                 name: s.metadata.name.unwrap_or_default(),
@@ -121,7 +192,31 @@ mod tests {
     use super::*;
 
     fn w(replicas: i32, cpu: f64, mem_gib: f64, surge: i32) -> Workload {
-        Workload { kind: WorkloadKind::Deployment, namespace: "ns".into(), name: "w".into(), replicas, pod_cpu: cpu, pod_memory: mem_gib * GIB, surge_pods: surge }
+        Workload {
+            kind: WorkloadKind::Deployment,
+            namespace: "ns".into(),
+            name: "w".into(),
+            replicas,
+            pod_cpu: cpu,
+            pod_memory: mem_gib * GIB,
+            surge_pods: surge,
+            has_readiness_probe: true,
+            has_pdb: true,
+            pod_labels: Default::default(),
+            node_selector: Default::default(),
+            scheduling: Default::default(),
+        }
+    }
+
+    #[test]
+    fn risks_name_what_breaks_zero_downtime() {
+        assert!(w(3, 0.5, 0.5, 1).risks().is_empty());
+        let single = w(1, 0.5, 0.5, 1).risks();
+        assert!(single[0].starts_with("One replica"), "{single:?}");
+        let mut sts = w(1, 0.5, 0.5, 0);
+        sts.kind = WorkloadKind::StatefulSet;
+        sts.has_readiness_probe = false;
+        assert_eq!(sts.risks().len(), 3);
     }
 
     #[test]

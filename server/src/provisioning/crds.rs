@@ -8,7 +8,7 @@ use kube::runtime::wait::{await_condition, conditions};
 use kube::{Client, CustomResourceExt, ResourceExt};
 
 use super::{Error, Result};
-use crate::crd::DedicatedNode;
+use crate::crd::{DedicatedNode, WorkloadMigration};
 
 const FIELD_MANAGER: &str = "hexabase-server";
 const ESTABLISH_TIMEOUT: Duration = Duration::from_secs(30);
@@ -17,7 +17,7 @@ const ESTABLISH_TIMEOUT: Duration = Duration::from_secs(30);
 /// older one) and waits until the API server serves them.
 pub async fn ensure_crds(client: Client) -> Result<()> {
     let api = Api::<CustomResourceDefinition>::all(client);
-    for crd in [DedicatedNode::crd()] {
+    for crd in [DedicatedNode::crd(), WorkloadMigration::crd()] {
         let name = crd.name_any();
         api.patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&crd)).await?;
         tokio::time::timeout(ESTABLISH_TIMEOUT, await_condition(api.clone(), &name, conditions::is_crd_established()))

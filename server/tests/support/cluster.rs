@@ -71,3 +71,25 @@ impl Drop for Cleanup {
         .ok();
     }
 }
+
+/// Polls `name` until `ready` holds, failing the test with `what` after `timeout`. Polling a GET
+/// (not a watch) keeps the wait independent of watch-cache timing.
+pub async fn wait_until<K>(api: &kube::Api<K>, name: &str, timeout: std::time::Duration, what: &str, ready: impl Fn(&K) -> bool) -> K
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Ok(Some(obj)) = api.get_opt(name).await {
+            if ready(&obj) {
+                return obj;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                panic!("{what}: not reached within {timeout:?}; last seen: {obj:?}");
+            }
+        } else if tokio::time::Instant::now() >= deadline {
+            panic!("{what}: {name} not found within {timeout:?}");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}

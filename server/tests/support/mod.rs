@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod prometheus;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -81,6 +82,9 @@ impl TestServer {
             catalogue: None,
             // Tests that need the engine run it themselves, scoped to their own objects.
             engine: false,
+            lease_namespace: "kube-system".into(),
+            prometheus_url: None,
+            latency_query: None,
             log_format: LogFormat::Pretty,
         };
         let (tx, rx) = oneshot::channel::<()>();

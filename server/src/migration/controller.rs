@@ -1,0 +1,591 @@
+//! The `WorkloadMigration` controller: moves each migration's workloads, level-triggered.
+//!
+//! Every reconcile starts from the API server's copy of the migration (not the watch cache:
+//! an action taken on a stale status could not be taken back) and the workloads as they are,
+//! makes the moves that can be made now, and writes the status. A status that announces an
+//! action ("web is Moving", "web is RollingBack") is written BEFORE the action, and every
+//! action is safe to repeat: a server killed at any instant finds the workload's state in the
+//! status and the record of what to restore on the workload itself (the
+//! `hexabase.ai/original-scheduling` annotation), and finishes the move or the rollback.
+//! A finalizer makes deleting a migration mid-move a cancel: the moving workload is restored.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod, PodSpec};
+use kube::api::{Api, ListParams, ObjectMeta, Patch, PatchParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::finalizer::{finalizer, Event};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
+use kube::{Client, Resource, ResourceExt};
+use serde_json::{json, Value};
+use time::OffsetDateTime;
+
+use super::latency::{observe, GuardDecision, GuardSettings};
+use super::patch::{self, Scheduling, MIGRATION_ANNOTATION, ORIGINAL_ANNOTATION};
+use super::rollout::{self, Cause, Counts, Verdict};
+use super::steps::{self, Fit, MigrationStatusExt, Next};
+use super::{record_available, Context, Error, Result, WorkloadKey};
+use crate::cluster::labels;
+use crate::cluster::quantity::{bytes, cpu_cores, GIB};
+use crate::cluster::workloads::{pod_requests, surge_pods};
+use crate::crd::{MigrationError, MigrationState, WorkloadKind, WorkloadMigration, WorkloadMigrationStatus, WorkloadState};
+use crate::provisioning::steps::{parse_rfc3339, rfc3339, sooner};
+
+pub const FIELD_MANAGER: &str = "hexabase-migration";
+/// Held on every migration, so deleting one mid-move restores the workload it was moving.
+pub const FINALIZER: &str = "hexabase.ai/workload-migration";
+/// A settled migration is looked at again now and then, in case a watch event was missed.
+const RESYNC: Duration = Duration::from_secs(300);
+/// State changes one reconcile may make before it lets others run.
+const MAX_STEPS: usize = 32;
+
+/// Runs the controller until the returned future is dropped (or the watch streams end).
+pub async fn run(client: Client, ctx: Arc<Context>) {
+    let migrations = Api::<WorkloadMigration>::all(client.clone());
+    let seen_deployments = ctx.lowest_available.clone();
+    let seen_sets = ctx.lowest_available.clone();
+    Controller::new(migrations, watcher::Config::default().labels(&ctx.config.selector()))
+        // A workload's events wake the migration moving it, and every one of them counts
+        // towards the lowest availability seen: a dip between two reconciles is not missed.
+        .watches(Api::<Deployment>::all(client.clone()), watcher::Config::default(), move |d: Deployment| {
+            let available = d.status.as_ref().and_then(|s| s.available_replicas).unwrap_or(0);
+            mover(&d.metadata).map(|(ns, migration, name)| {
+                record_available(&seen_deployments, (ns.clone(), WorkloadKind::Deployment, name), available);
+                ObjectRef::new(&migration).within(&ns)
+            })
+        })
+        .watches(Api::<StatefulSet>::all(client), watcher::Config::default(), move |s: StatefulSet| {
+            let available = s.status.as_ref().and_then(|s| s.available_replicas).unwrap_or(0);
+            mover(&s.metadata).map(|(ns, migration, name)| {
+                record_available(&seen_sets, (ns.clone(), WorkloadKind::StatefulSet, name), available);
+                ObjectRef::new(&migration).within(&ns)
+            })
+        })
+        .run(reconcile, error_policy, ctx)
+        .for_each(|res| async move {
+            match res {
+                Ok((obj, _)) => tracing::debug!(migration = %obj.name, "reconciled"),
+                Err(kube::runtime::controller::Error::ObjectNotFound(obj)) => tracing::debug!(migration = %obj.name, "not ours or gone"),
+                Err(e) => tracing::warn!(error = %e, "migration reconcile failed"),
+            }
+        })
+        .await;
+}
+
+/// (namespace, migration, workload) for a workload a migration has moved or is moving.
+fn mover(meta: &ObjectMeta) -> Option<(String, String, String)> {
+    let migration = meta.annotations.as_ref()?.get(MIGRATION_ANNOTATION)?.clone();
+    Some((meta.namespace.clone()?, migration, meta.name.clone()?))
+}
+
+fn error_policy(wm: Arc<WorkloadMigration>, error: &Error, _ctx: Arc<Context>) -> Action {
+    let after = error.retry_after();
+    tracing::warn!(migration = %wm.name_any(), error = %error, retry_in_ms = after.as_millis() as u64, "migration step will be retried");
+    Action::requeue(after)
+}
+
+async fn reconcile(cached: Arc<WorkloadMigration>, ctx: Arc<Context>) -> Result<Action> {
+    let ns = cached.namespace().ok_or(Error::NoNamespace)?;
+    let api = Api::<WorkloadMigration>::namespaced(ctx.client.clone(), &ns);
+    let Some(wm) = api.get_opt(&cached.name_any()).await? else {
+        return Ok(Action::await_change());
+    };
+    // The finalizer helper adds the finalizer (and returns) before any Apply runs.
+    finalizer(&api, FINALIZER, Arc::new(wm), |event| async {
+        match event {
+            Event::Apply(wm) => {
+                let wm = Arc::unwrap_or_clone(wm);
+                let rv = wm.resource_version().unwrap_or_default();
+                Run { ctx: &ctx, api: api.clone(), ns: ns.clone(), rv, wm, written: None }.apply().await
+            }
+            Event::Cleanup(wm) => cancel(&wm, &ctx, &ns).await,
+        }
+    })
+    .await
+    .map_err(|e| Error::Finalizer(Box::new(e)))
+}
+
+/// A migration deleted while it moves a workload restores that workload: cancelling rolls
+/// back what is in flight. Workloads already moved stay on the node.
+async fn cancel(wm: &WorkloadMigration, ctx: &Context, ns: &str) -> Result<Action> {
+    let in_flight = wm.status.iter().flat_map(|s| &s.workloads).filter(|w| matches!(w.state, WorkloadState::Moving | WorkloadState::RollingBack));
+    for w in in_flight {
+        let Some(workload) = Workload::get(&ctx.client, ns, w.kind, &w.name).await? else { continue };
+        let annotations = workload.annotations();
+        if annotations.get(MIGRATION_ANNOTATION) != Some(&wm.name_any()) {
+            continue;
+        }
+        let Some(saved) = annotations.get(ORIGINAL_ANNOTATION) else { continue };
+        match patch::restore_patch(w.kind, saved, &Scheduling::of_workload(w.kind, &workload.json())) {
+            Ok(mut patch) => {
+                patch["metadata"]["resourceVersion"] = json!(workload.resource_version());
+                tracing::info!(migration = %wm.name_any(), workload = %w.name, "migration deleted mid-move: restoring the original scheduling");
+                workload.patch(&ctx.client, ns, &patch).await?;
+            }
+            Err(e) => tracing::warn!(migration = %wm.name_any(), workload = %w.name, error = %e, "the saved scheduling cannot be read; left as is"),
+        }
+    }
+    Ok(Action::await_change())
+}
+
+/// One reconcile of one migration.
+struct Run<'a> {
+    ctx: &'a Context,
+    api: Api<WorkloadMigration>,
+    ns: String,
+    wm: WorkloadMigration,
+    /// The resourceVersion our next write is conditional on.
+    rv: String,
+    /// The status last written by this reconcile.
+    written: Option<WorkloadMigrationStatus>,
+}
+
+/// Where this reconcile starts: the stored status, or a fresh one for a new migration or for
+/// a rolled-back or failed one whose `spec.retry` was raised.
+fn starting_status(wm: &WorkloadMigration) -> WorkloadMigrationStatus {
+    match &wm.status {
+        Some(s) if matches!(s.phase, MigrationState::RolledBack | MigrationState::Failed) && s.attempt != wm.spec.retry => steps::fresh(&wm.spec),
+        Some(s) if !s.workloads.is_empty() || s.error.is_some() => s.clone(),
+        _ => steps::fresh(&wm.spec),
+    }
+}
+
+fn now() -> OffsetDateTime {
+    OffsetDateTime::now_utc()
+}
+
+/// What following one workload came to.
+enum Step {
+    /// The status changed; `announce`: write it before anything else happens.
+    Changed { announce: bool },
+    /// Nothing to do until this much later (or a watch event).
+    Wait(Duration),
+}
+
+impl Run<'_> {
+    async fn apply(mut self) -> Result<Action> {
+        let mut status = starting_status(&self.wm);
+        let approved = self.wm.spec.approved_phases;
+        let mut requeue = None;
+        // The user hears about an outcome once it is stored (it was written by an earlier
+        // reconcile and read back from the API server above).
+        if steps::is_newsworthy(status.phase) && !status.is_notified() {
+            self.tell_user(&status).await?;
+            status.mark_notified(self.wm.metadata.generation, now());
+        }
+        let mut paused = self.paused(&mut requeue).await?;
+        // Settling first ends a pause the user lifted (and resets the guard) before sampling.
+        status.settle(approved, paused, self.wm.metadata.generation, now());
+        if status.started_at.is_none() && status.error.is_none() {
+            if let Some(invalid) = self.validate().await? {
+                tracing::info!(migration = %self.wm.name_any(), reason = %invalid.message, "rejected");
+                status.reject(invalid);
+            }
+        }
+        if !status.phase.is_final() && status.error.is_none() {
+            if let Some(reason) = self.sample_latency(&mut status, &mut requeue).await? {
+                self.set_paused(true, None).await?;
+                status.pause_reason = Some(reason);
+                paused = true;
+            }
+        }
+        for _ in 0..MAX_STEPS {
+            let step = match status.next(approved, paused) {
+                Next::Start(i) => {
+                    status.start(i, now())?;
+                    // Readings from before this move do not count towards it.
+                    self.ctx.take_lowest_available(&self.key(&status, i));
+                    Step::Changed { announce: true }
+                }
+                Next::Follow(i) => self.follow(&mut status, i).await?,
+                Next::RollBack(i) => self.roll_back(&mut status, i).await?,
+                Next::AwaitApproval | Next::Paused | Next::Finished => break,
+            };
+            match step {
+                Step::Changed { announce: true } => self.write_status(&mut status, paused).await?,
+                Step::Changed { announce: false } => {}
+                Step::Wait(after) => {
+                    requeue = sooner(requeue, after);
+                    break;
+                }
+            }
+        }
+        status.settle(approved, paused, self.wm.metadata.generation, now());
+        let last = self.written.as_ref().or(self.wm.status.as_ref());
+        if last != Some(&status) {
+            self.write_status(&mut status, paused).await?;
+        }
+        if steps::is_newsworthy(status.phase) && !status.is_notified() {
+            // Our own status event brings the next reconcile; this is only the fallback.
+            requeue = sooner(requeue, Duration::from_secs(1));
+        }
+        Ok(Action::requeue(requeue.unwrap_or(RESYNC)))
+    }
+
+    fn key(&self, status: &WorkloadMigrationStatus, i: usize) -> WorkloadKey {
+        (self.ns.clone(), status.workloads[i].kind, status.workloads[i].name.clone())
+    }
+
+    fn deadline(&self) -> Duration {
+        Duration::from_secs(u64::from(self.wm.spec.progress_deadline_seconds.max(1)))
+    }
+
+    /// Whether the user's pause holds now. A `resumeAt` that has come clears the pause in the
+    /// spec (so every reader sees it lifted); one still ahead brings a reconcile then.
+    async fn paused(&mut self, requeue: &mut Option<Duration>) -> Result<bool> {
+        if !self.wm.spec.paused {
+            return Ok(false);
+        }
+        let Some(at) = self.wm.spec.resume_at.as_deref().and_then(parse_rfc3339) else {
+            return Ok(true);
+        };
+        let wait = at - now();
+        if wait.is_positive() {
+            *requeue = sooner(*requeue, Duration::try_from(wait).unwrap_or(RESYNC).min(RESYNC));
+            return Ok(true);
+        }
+        tracing::info!(migration = %self.wm.name_any(), "resuming at the set time");
+        self.set_paused(false, Some(Value::Null)).await?;
+        Ok(false)
+    }
+
+    /// Writes `spec.paused` (and `resumeAt` if given) and keeps our copy current.
+    async fn set_paused(&mut self, paused: bool, resume_at: Option<Value>) -> Result<()> {
+        let mut spec = json!({ "paused": paused });
+        if let Some(at) = resume_at {
+            spec["resumeAt"] = at;
+        }
+        let patch = json!({ "metadata": { "resourceVersion": self.rv }, "spec": spec });
+        self.wm = self.api.patch(&self.wm.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await?;
+        self.rv = self.wm.resource_version().unwrap_or_default();
+        Ok(())
+    }
+
+    /// Checks, before anything moves, that the plan can run at all and stays inside its
+    /// workspace: the namespace and the node must both belong to it.
+    async fn validate(&self) -> Result<Option<MigrationError>> {
+        let spec = &self.wm.spec;
+        let invalid = |message: String| Some(MigrationError { reason: steps::REASON_INVALID_SPEC.into(), message, troubleshooting: vec![] });
+        if spec.phases.iter().all(|p| p.workloads.is_empty()) {
+            return Ok(invalid("The migration lists no workloads.".into()));
+        }
+        let ns = Api::<Namespace>::all(self.ctx.client.clone()).get_opt(&self.ns).await?;
+        if ns.as_ref().and_then(|n| n.labels().get(labels::WORKSPACE)) != Some(&spec.workspace) {
+            return Ok(invalid(format!("Namespace {} does not belong to workspace {}.", self.ns, spec.workspace)));
+        }
+        let Some(node) = Api::<Node>::all(self.ctx.client.clone()).get_opt(&spec.target_node).await? else {
+            return Ok(invalid(format!("Node {} does not exist.", spec.target_node)));
+        };
+        if node.labels().get(labels::WORKSPACE) != Some(&spec.workspace) {
+            return Ok(invalid(format!("Node {} is not dedicated to workspace {}.", spec.target_node, spec.workspace)));
+        }
+        Ok(None)
+    }
+
+    /// Samples the application's latency when an interval has passed; `Some(reason)` when the
+    /// guard asks to pause. The first workload of the plan stands for the application. A
+    /// source that has no data or cannot be reached does not stop the migration: the
+    /// `LatencyGuard` condition says so.
+    async fn sample_latency(&self, status: &mut WorkloadMigrationStatus, requeue: &mut Option<Duration>) -> Result<Option<String>> {
+        let Some(guard) = &self.wm.spec.latency_guard else { return Ok(None) };
+        let Some(source) = self.ctx.metrics_for(guard) else { return Ok(None) };
+        let Some(app) = status.workloads.first().map(|w| w.name.clone()) else { return Ok(None) };
+        let interval = Duration::from_secs(u64::from(guard.interval_seconds.max(1)));
+        let t = now();
+        if let Some(last) = status.latency_sampled_at.as_deref().and_then(parse_rfc3339) {
+            let since = Duration::try_from(t - last).unwrap_or_default();
+            if since < interval {
+                *requeue = sooner(*requeue, interval - since);
+                return Ok(None);
+            }
+        }
+        *requeue = sooner(*requeue, interval);
+        status.latency_sampled_at = Some(rfc3339(t));
+        let generation = self.wm.metadata.generation;
+        let sample = match source.p95_latency_ms(&self.ns, &app).await {
+            Ok(Some(ms)) => ms,
+            Ok(None) => {
+                status.set_condition("LatencyGuard", false, "NoData", &format!("No latency data for {app}."), generation, t);
+                return Ok(None);
+            }
+            Err(e) => {
+                status.set_condition("LatencyGuard", false, "SourceUnavailable", &e.to_string(), generation, t);
+                return Ok(None);
+            }
+        };
+        let settings = GuardSettings { margin_percent: guard.margin_percent, consecutive: guard.consecutive_intervals };
+        let state = status.latency_guard.get_or_insert_with(Default::default);
+        let decision = observe(settings, state, sample);
+        status.baseline_latency_ms = state.baseline_ms;
+        status.current_latency_ms = state.last_ms;
+        status.set_condition("LatencyGuard", true, "Measuring", "", generation, t);
+        Ok(match decision {
+            GuardDecision::Continue => None,
+            GuardDecision::Pause { baseline_ms, current_ms } => {
+                let rise = if baseline_ms > 0.0 { (current_ms / baseline_ms - 1.0) * 100.0 } else { 100.0 };
+                let reason = format!("p95 latency {current_ms:.0} ms is {rise:.0}% above the {baseline_ms:.0} ms baseline");
+                tracing::info!(migration = %self.wm.name_any(), %reason, "latency guard pauses the migration");
+                Some(reason)
+            }
+        })
+    }
+
+    /// Moves workload `i` (again, if a crash interrupted it) and reads how far it got.
+    async fn follow(&self, status: &mut WorkloadMigrationStatus, i: usize) -> Result<Step> {
+        let (kind, name) = (status.workloads[i].kind, status.workloads[i].name.clone());
+        let Some(mut workload) = Workload::get(&self.ctx.client, &self.ns, kind, &name).await? else {
+            let message = format!("{kind:?} {name} does not exist in namespace {}.", self.ns);
+            status.fail(i, now(), MigrationError { reason: steps::REASON_WORKLOAD_NOT_FOUND.into(), message, troubleshooting: vec![] })?;
+            return Ok(Step::Changed { announce: false });
+        };
+        let (ws, node) = (&self.wm.spec.workspace, &self.wm.spec.target_node);
+        let json = workload.json();
+        let current = Scheduling::of_workload(kind, &json);
+        let mut patch = patch::scheduling_patch(ws, node, kind, &current);
+        let annotations = workload.annotations();
+        if annotations.get(MIGRATION_ANNOTATION) != Some(&self.wm.name_any()) || !annotations.contains_key(ORIGINAL_ANNOTATION) {
+            let template = json.pointer("/spec/template").cloned().unwrap_or(Value::Null);
+            let strategy = json.pointer(&format!("/spec/{}", patch::strategy_field(kind))).cloned();
+            patch["metadata"] = json!({ "annotations": patch::move_annotations(&self.wm.name_any(), &annotations, &template, strategy.as_ref()) });
+        }
+        if patch != json!({}) {
+            patch["metadata"]["resourceVersion"] = json!(workload.resource_version());
+            tracing::info!(migration = %self.wm.name_any(), workload = %name, %node, "moving");
+            workload = workload.patch(&self.ctx.client, &self.ns, &patch).await?;
+        }
+        let counts = workload.counts();
+        let pods = pods_of(&self.ctx.client, &self.ns, &workload).await?;
+        let lowest = self.ctx.take_lowest_available(&self.key(status, i));
+        let started = status.workloads[i].started_at.as_deref().and_then(parse_rfc3339).unwrap_or_else(now);
+        match rollout::judge_move(&counts, &pods, node, started, self.deadline(), now()) {
+            Verdict::Done => {
+                status.observe(i, &counts, lowest, None);
+                status.moved(i, now())?;
+                tracing::info!(migration = %self.wm.name_any(), workload = %name, min_available = ?status.workloads[i].min_available_seen, "moved");
+                Ok(Step::Changed { announce: false })
+            }
+            Verdict::Progressing(message) => {
+                status.observe(i, &counts, lowest, Some(message));
+                Ok(Step::Wait(self.ctx.config.poll))
+            }
+            Verdict::Failed(cause) => {
+                status.observe(i, &counts, lowest, None);
+                let fit = match &cause {
+                    Cause::Unschedulable(_) => self.fit(&workload).await.unwrap_or_else(|e| {
+                        tracing::warn!(error = %e, "cannot read the node's room for the troubleshooting text");
+                        None
+                    }),
+                    _ => None,
+                };
+                let error = steps::failure(&cause, &name, ws, node, self.wm.spec.progress_deadline_seconds, fit.as_ref());
+                tracing::info!(migration = %self.wm.name_any(), workload = %name, reason = %error.reason, message = %error.message, "move failed; rolling back");
+                status.roll_back(i, now(), error)?;
+                Ok(Step::Changed { announce: true })
+            }
+        }
+    }
+
+    /// Restores workload `i`'s saved scheduling (once: the annotation goes with the restore)
+    /// and follows the rollout back. Only the workload that failed is rolled back: those
+    /// already moved are healthy on the node, and moving them back would be one more rollout
+    /// each for nothing; a retry finds them in place and goes on from there.
+    async fn roll_back(&self, status: &mut WorkloadMigrationStatus, i: usize) -> Result<Step> {
+        let (kind, name) = (status.workloads[i].kind, status.workloads[i].name.clone());
+        let Some(mut workload) = Workload::get(&self.ctx.client, &self.ns, kind, &name).await? else {
+            status.rolled_back(i, now())?;
+            status.workloads[i].message = Some(format!("{kind:?} {name} was deleted; nothing to restore."));
+            return Ok(Step::Changed { announce: false });
+        };
+        if let Some(saved) = workload.annotations().get(ORIGINAL_ANNOTATION).cloned() {
+            let current = Scheduling::of_workload(kind, &workload.json());
+            match patch::restore_patch(kind, &saved, &current) {
+                Ok(mut patch) => {
+                    patch["metadata"]["resourceVersion"] = json!(workload.resource_version());
+                    tracing::info!(migration = %self.wm.name_any(), workload = %name, "restoring the original scheduling");
+                    workload = workload.patch(&self.ctx.client, &self.ns, &patch).await?;
+                }
+                Err(e) => {
+                    let message = format!("The saved scheduling of {name} (annotation {ORIGINAL_ANNOTATION}) cannot be read ({e}); restore it by hand.");
+                    status.fail(i, now(), MigrationError { reason: steps::REASON_ROLLBACK_FAILED.into(), message, troubleshooting: vec![] })?;
+                    return Ok(Step::Changed { announce: false });
+                }
+            }
+        }
+        let counts = workload.counts();
+        let began = status.workloads[i].finished_at.as_deref().and_then(parse_rfc3339).unwrap_or_else(now);
+        match rollout::judge_rollback(&counts, began, self.deadline(), now()) {
+            Verdict::Done => {
+                status.observe(i, &counts, None, status.workloads[i].message.clone());
+                status.rolled_back(i, now())?;
+                Ok(Step::Changed { announce: false })
+            }
+            Verdict::Progressing(_) => {
+                status.observe(i, &counts, None, status.workloads[i].message.clone());
+                Ok(Step::Wait(self.ctx.config.poll))
+            }
+            Verdict::Failed(cause) => {
+                let detail = match cause {
+                    Cause::DeadlineExceeded(m) | Cause::Unschedulable(m) | Cause::NotReady(m) => m,
+                };
+                let message = format!("{name} was restored but its original pods did not come back within {}s: {detail}.", self.wm.spec.progress_deadline_seconds);
+                status.fail(i, now(), MigrationError { reason: steps::REASON_ROLLBACK_FAILED.into(), message, troubleshooting: vec![] })?;
+                Ok(Step::Changed { announce: false })
+            }
+        }
+    }
+
+    /// The node's room and the workload's needs, for the "node too small" explanation.
+    async fn fit(&self, workload: &Workload) -> Result<Option<Fit>> {
+        let node_name = &self.wm.spec.target_node;
+        let Some(node) = Api::<Node>::all(self.ctx.client.clone()).get_opt(node_name).await? else { return Ok(None) };
+        let alloc = node.status.and_then(|s| s.allocatable).unwrap_or_default();
+        let on_node = Api::<Pod>::all(self.ctx.client.clone()).list(&ListParams::default().fields(&format!("spec.nodeName={node_name}"))).await?;
+        let selector = workload.match_labels();
+        let (mut other_cpu, mut other_mem) = (0.0, 0.0);
+        for pod in on_node.items.iter().filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()).is_none_or(|ph| ph != "Succeeded" && ph != "Failed")) {
+            let own = pod.namespace().as_deref() == Some(self.ns.as_str()) && !selector.is_empty() && selector.iter().all(|(k, v)| pod.labels().get(k) == Some(v));
+            if !own {
+                let (c, m) = pod_requests(pod.spec.as_ref());
+                other_cpu += c;
+                other_mem += m;
+            }
+        }
+        let (pod_cpu, pod_mem) = pod_requests(workload.pod_spec());
+        let replicas = workload.counts().desired;
+        Ok(Some(Fit {
+            allocatable_cpu: alloc.get("cpu").and_then(|q| cpu_cores(&q.0)).unwrap_or(0.0),
+            allocatable_memory_gib: alloc.get("memory").and_then(|q| bytes(&q.0)).unwrap_or(0.0) / GIB,
+            other_cpu,
+            other_memory_gib: other_mem / GIB,
+            replicas,
+            surge: workload.surge(),
+            pod_cpu,
+            pod_memory_gib: pod_mem / GIB,
+        }))
+    }
+
+    async fn tell_user(&self, status: &WorkloadMigrationStatus) -> Result<()> {
+        let events = &self.ctx.events;
+        let unknown = || MigrationError { reason: "Failed".into(), message: "The migration failed.".into(), troubleshooting: vec![] };
+        match status.phase {
+            MigrationState::Succeeded => events.completed(&self.wm, status).await?,
+            MigrationState::RolledBack => events.rolled_back(&self.wm, &status.error.clone().unwrap_or_else(unknown)).await?,
+            MigrationState::Failed => events.failed(&self.wm, &status.error.clone().unwrap_or_else(unknown)).await?,
+            MigrationState::Paused => events.paused(&self.wm, status.pause_reason.as_deref().unwrap_or(steps::PAUSED_BY_USER)).await?,
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Writes the whole status (server-side apply), conditional on the resourceVersion we
+    /// read: a user's edit since (say a pause) makes it fail and the reconcile run again on
+    /// fresh data, instead of acting on an outdated view.
+    async fn write_status(&mut self, status: &mut WorkloadMigrationStatus, paused: bool) -> Result<()> {
+        status.settle(self.wm.spec.approved_phases, paused, self.wm.metadata.generation, now());
+        let patch = json!({
+            "apiVersion": WorkloadMigration::api_version(&()),
+            "kind": WorkloadMigration::kind(&()),
+            "metadata": { "resourceVersion": self.rv },
+            "status": status,
+        });
+        let written = self.api.patch_status(&self.wm.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch)).await?;
+        self.rv = written.resource_version().unwrap_or_default();
+        self.written = Some(status.clone());
+        Ok(())
+    }
+}
+
+/// A Deployment or a StatefulSet, read and patched alike.
+enum Workload {
+    Deployment(Deployment),
+    StatefulSet(StatefulSet),
+}
+
+impl Workload {
+    async fn get(client: &Client, ns: &str, kind: WorkloadKind, name: &str) -> Result<Option<Self>> {
+        Ok(match kind {
+            WorkloadKind::Deployment => Api::<Deployment>::namespaced(client.clone(), ns).get_opt(name).await?.map(Workload::Deployment),
+            WorkloadKind::StatefulSet => Api::<StatefulSet>::namespaced(client.clone(), ns).get_opt(name).await?.map(Workload::StatefulSet),
+        })
+    }
+
+    /// A JSON merge patch, answered with the object as it is now.
+    async fn patch(&self, client: &Client, ns: &str, patch: &Value) -> Result<Self> {
+        let params = PatchParams::default();
+        Ok(match self {
+            Workload::Deployment(d) => Workload::Deployment(Api::<Deployment>::namespaced(client.clone(), ns).patch(&d.name_any(), &params, &Patch::Merge(patch)).await?),
+            Workload::StatefulSet(s) => Workload::StatefulSet(Api::<StatefulSet>::namespaced(client.clone(), ns).patch(&s.name_any(), &params, &Patch::Merge(patch)).await?),
+        })
+    }
+
+    fn json(&self) -> Value {
+        match self {
+            Workload::Deployment(d) => serde_json::to_value(d),
+            Workload::StatefulSet(s) => serde_json::to_value(s),
+        }
+        .unwrap_or(Value::Null)
+    }
+
+    fn meta(&self) -> &ObjectMeta {
+        match self {
+            Workload::Deployment(d) => &d.metadata,
+            Workload::StatefulSet(s) => &s.metadata,
+        }
+    }
+
+    fn annotations(&self) -> BTreeMap<String, String> {
+        self.meta().annotations.clone().unwrap_or_default()
+    }
+
+    fn resource_version(&self) -> String {
+        self.meta().resource_version.clone().unwrap_or_default()
+    }
+
+    fn counts(&self) -> Counts {
+        match self {
+            Workload::Deployment(d) => Counts::of_deployment(d),
+            Workload::StatefulSet(s) => Counts::of_stateful_set(s),
+        }
+    }
+
+    fn pod_spec(&self) -> Option<&PodSpec> {
+        match self {
+            Workload::Deployment(d) => d.spec.template.spec.as_ref(),
+            Workload::StatefulSet(s) => s.spec.template.spec.as_ref(),
+        }
+    }
+
+    /// Extra pods its rolling update runs at once (a StatefulSet replaces pods in place).
+    fn surge(&self) -> i32 {
+        match self {
+            Workload::Deployment(d) => {
+                let max_surge = d.spec.strategy.as_ref().and_then(|s| s.rolling_update.as_ref()).and_then(|r| r.max_surge.as_ref());
+                surge_pods(max_surge, d.spec.replicas.unwrap_or(1))
+            }
+            Workload::StatefulSet(_) => 0,
+        }
+    }
+
+    fn match_labels(&self) -> BTreeMap<String, String> {
+        let selector = match self {
+            Workload::Deployment(d) => &d.spec.selector,
+            Workload::StatefulSet(s) => &s.spec.selector,
+        };
+        selector.match_labels.clone().unwrap_or_default()
+    }
+}
+
+/// The workload's pods (by its selector's `matchLabels`).
+async fn pods_of(client: &Client, ns: &str, workload: &Workload) -> Result<Vec<Pod>> {
+    let labels = workload.match_labels();
+    if labels.is_empty() {
+        return Ok(vec![]);
+    }
+    let selector = labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",");
+    Ok(Api::<Pod>::namespaced(client.clone(), ns).list(&ListParams::default().labels(&selector)).await?.items)
+}

@@ -1,0 +1,601 @@
+//! Workload migration against the real local cluster: the real scheduler enforces taints,
+//! tolerations and resources; KWOK runs the pods. Each test has its own workspace label,
+//! dedicated node, namespace and controller (scoped by a unique label), so tests here and in
+//! other binaries share the cluster without touching each other's objects.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::runtime::watcher;
+use kube::{Client, ResourceExt};
+use serde_json::{json, Value};
+use server::crd::{MigrationState, WorkloadMigration, WorkloadState};
+use server::migration::latency::{MetricsError, MetricsSource};
+use server::migration::{self, patch, Config, Context, FINALIZER, SCOPE_LABEL};
+use server::store::Store;
+use support::cluster::{self, Cleanup};
+
+const WAIT: Duration = Duration::from_secs(90);
+const REPLICAS: i32 = 3;
+
+/// One test's world: a workspace with a dedicated node, a shared-like node, a namespace, and
+/// a migration controller that can be killed and started again.
+struct World {
+    client: Client,
+    store: Store,
+    scope: String,
+    ws: String,
+    ns: String,
+    dedicated: String,
+    shared: String,
+    controller: Option<tokio::task::JoinHandle<()>>,
+    _cleanup: Cleanup,
+}
+
+fn fake_node(name: &str, cpu: &str, labels: Value, taint: Option<(&str, &str)>) -> Node {
+    let mut labels = labels;
+    labels["type"] = json!("kwok");
+    labels["kubernetes.io/hostname"] = json!(name);
+    serde_json::from_value(json!({
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": { "name": name, "annotations": { "kwok.x-k8s.io/node": "fake" }, "labels": labels },
+        "spec": { "taints": taint.map(|(k, v)| vec![json!({ "key": k, "value": v, "effect": "NoSchedule" })]).unwrap_or_default() },
+        "status": {
+            "capacity": { "cpu": cpu, "memory": "16Gi", "pods": "110" },
+            "allocatable": { "cpu": cpu, "memory": "16Gi", "pods": "110" }
+        }
+    }))
+    .unwrap()
+}
+
+fn node_ready(n: &Node) -> bool {
+    n.status.as_ref().and_then(|s| s.conditions.as_ref()).is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+fn pod_ready(p: &Pod) -> bool {
+    p.metadata.deletion_timestamp.is_none()
+        && p.status.as_ref().and_then(|s| s.conditions.as_ref()).is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+impl World {
+    /// `dedicated_cpu`: the dedicated node's allocatable CPU.
+    async fn new(dedicated_cpu: &str) -> World {
+        let client = cluster::client().await;
+        server::provisioning::ensure_crds(client.clone()).await.expect("CRDs installed");
+        let db = std::env::temp_dir().join(format!("hexabase-migr-{}.db", server::db::new_id()));
+        let store = Store::new(server::db::connect(&format!("sqlite://{}?mode=rwc", db.display())).await.expect("database"));
+        let ws = cluster::name("ws");
+        store.ensure_workspace(&ws, &ws, app::model::Plan::Pro).await.expect("workspace");
+        let mut cleanup = Cleanup::new(&client);
+        let nodes: Api<Node> = Api::all(client.clone());
+        let dedicated = cluster::name("t-dedicated");
+        let labels = json!({ "hexabase.ai/node-pool": "dedicated", "hexabase.ai/workspace": ws });
+        nodes.create(&PostParams::default(), &fake_node(&dedicated, dedicated_cpu, labels, Some(("hexabase.ai/dedicated", &ws)))).await.expect("dedicated node");
+        cleanup.track_node(&dedicated);
+        let shared = cluster::name("t-shared");
+        nodes.create(&PostParams::default(), &fake_node(&shared, "16", json!({ "hexabase.ai/test-node": shared }), None)).await.expect("shared node");
+        cleanup.track_node(&shared);
+        for n in [&dedicated, &shared] {
+            cluster::wait_until(&nodes, n, WAIT, "node Ready", node_ready).await;
+        }
+        let ns = cleanup.namespace("t-migr", &[("hexabase.ai/workspace", &ws)]).await;
+        World { client, store, scope: cluster::name("scope"), ws, ns, dedicated, shared, controller: None, _cleanup: cleanup }
+    }
+
+    fn start(&mut self) {
+        self.start_with(None);
+    }
+
+    fn start_with(&mut self, metrics: Option<Arc<dyn MetricsSource>>) {
+        let config = Config { scope: Some(self.scope.clone()), poll: Duration::from_millis(500), ..Config::default() };
+        let ctx = Arc::new(Context::new(self.client.clone(), self.store.clone(), config, metrics));
+        self.controller = Some(tokio::spawn(migration::run(self.client.clone(), ctx)));
+    }
+
+    /// Kills the controller at whatever it was doing, like a crashed server.
+    async fn kill(&mut self) {
+        if let Some(task) = self.controller.take() {
+            task.abort();
+            let _ = task.await;
+        }
+    }
+
+    fn deployments(&self) -> Api<Deployment> {
+        Api::namespaced(self.client.clone(), &self.ns)
+    }
+
+    fn migrations(&self) -> Api<WorkloadMigration> {
+        Api::namespaced(self.client.clone(), &self.ns)
+    }
+
+    fn pods(&self) -> Api<Pod> {
+        Api::namespaced(self.client.clone(), &self.ns)
+    }
+
+    /// A Deployment with a readiness probe and a PodDisruptionBudget (minAvailable 2) on the
+    /// shared-like node, rolled out and available.
+    async fn deployment(&self, name: &str, cpu: &str) -> Deployment {
+        let d: Deployment = serde_json::from_value(json!({
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": { "name": name },
+            "spec": {
+                "replicas": REPLICAS,
+                "selector": { "matchLabels": { "app": name } },
+                "template": {
+                    "metadata": { "labels": { "app": name } },
+                    "spec": {
+                        "nodeSelector": { "hexabase.ai/test-node": self.shared },
+                        "tolerations": [{ "key": "example.com/spot", "operator": "Exists", "effect": "NoSchedule" }],
+                        "affinity": { "podAntiAffinity": { "preferredDuringSchedulingIgnoredDuringExecution": [
+                            { "weight": 10, "podAffinityTerm": { "topologyKey": "kubernetes.io/hostname", "labelSelector": { "matchLabels": { "app": name } } } }
+                        ] } },
+                        "containers": [{
+                            "name": "app",
+                            "image": "nginx:1.27",
+                            "resources": { "requests": { "cpu": cpu, "memory": "64Mi" } },
+                            "readinessProbe": { "httpGet": { "path": "/healthz", "port": 80 }, "periodSeconds": 1 }
+                        }]
+                    }
+                }
+            }
+        }))
+        .unwrap();
+        self.deployments().create(&PostParams::default(), &d).await.expect("create deployment");
+        let pdb: PodDisruptionBudget = serde_json::from_value(json!({
+            "apiVersion": "policy/v1",
+            "kind": "PodDisruptionBudget",
+            "metadata": { "name": name },
+            "spec": { "minAvailable": 2, "selector": { "matchLabels": { "app": name } } }
+        }))
+        .unwrap();
+        Api::<PodDisruptionBudget>::namespaced(self.client.clone(), &self.ns).create(&PostParams::default(), &pdb).await.expect("create PDB");
+        self.wait_rolled_out(name).await
+    }
+
+    async fn wait_rolled_out(&self, name: &str) -> Deployment {
+        cluster::wait_until(&self.deployments(), name, WAIT, "rollout complete", |d: &Deployment| {
+            let s = d.status.clone().unwrap_or_default();
+            s.observed_generation >= d.metadata.generation
+                && s.updated_replicas == Some(REPLICAS)
+                && s.replicas == Some(REPLICAS)
+                && s.available_replicas == Some(REPLICAS)
+        })
+        .await
+    }
+
+    async fn migrate(&self, phases: &[&[&str]], extra: Value) -> String {
+        let name = cluster::name("wm");
+        let mut spec = json!({
+            "workspace": self.ws,
+            "targetNode": self.dedicated,
+            "phases": phases.iter().map(|p| json!({ "workloads": p.iter().map(|w| json!({ "kind": "Deployment", "name": w })).collect::<Vec<_>>() })).collect::<Vec<_>>(),
+            "approvedPhases": phases.len(),
+            "progressDeadlineSeconds": 60,
+            "requestedBy": "dev@example.com"
+        });
+        for (k, v) in extra.as_object().cloned().unwrap_or_default() {
+            spec[k] = v;
+        }
+        let wm: WorkloadMigration = serde_json::from_value(json!({
+            "apiVersion": "hexabase.ai/v1alpha1",
+            "kind": "WorkloadMigration",
+            "metadata": { "name": name, "labels": { SCOPE_LABEL: self.scope } },
+            "spec": spec
+        }))
+        .unwrap();
+        self.migrations().create(&PostParams::default(), &wm).await.expect("create migration");
+        name
+    }
+
+    async fn wait_phase(&self, name: &str, phase: MigrationState) -> WorkloadMigration {
+        cluster::wait_until(&self.migrations(), name, WAIT, &format!("migration {phase:?}"), |wm: &WorkloadMigration| {
+            wm.status.as_ref().is_some_and(|s| s.phase == phase)
+        })
+        .await
+    }
+
+    async fn spec_patch(&self, name: &str, spec: Value) {
+        self.migrations().patch(name, &PatchParams::default(), &Patch::Merge(json!({ "spec": spec }))).await.expect("patch migration");
+    }
+
+    /// Nodes the workload's live pods run on.
+    async fn pod_nodes(&self, app: &str) -> Vec<Option<String>> {
+        let pods = self.pods().list(&ListParams::default().labels(&format!("app={app}"))).await.unwrap();
+        pods.items.iter().filter(|p| p.metadata.deletion_timestamp.is_none()).map(|p| p.spec.as_ref().and_then(|s| s.node_name.clone())).collect()
+    }
+
+    async fn wait_all_pods_on(&self, app: &str, node: &str) {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let nodes = self.pod_nodes(app).await;
+            if nodes.len() == REPLICAS as usize && nodes.iter().all(|n| n.as_deref() == Some(node)) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{app}'s pods did not all end on {node}: {nodes:?}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    async fn notifications(&self) -> Vec<String> {
+        let id = self.store.workspace_id(&self.ws).await.unwrap().unwrap();
+        self.store.notifications(&id).await.unwrap().into_iter().map(|n| format!("{}: {}", n.title, n.body)).collect()
+    }
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        if let Some(task) = self.controller.take() {
+            task.abort();
+        }
+        // With the controller gone, nobody would remove the finalizers and the namespace
+        // would never go: drop them here (Cleanup then deletes the namespace).
+        let ns = self.ns.clone();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async move {
+                let api: Api<WorkloadMigration> = Api::namespaced(cluster::client().await, &ns);
+                for wm in api.list(&ListParams::default()).await.map(|l| l.items).unwrap_or_default() {
+                    let _ = api.patch(&wm.name_any(), &PatchParams::default(), &Patch::Merge(json!({ "metadata": { "finalizers": null } }))).await;
+                }
+            });
+        })
+        .join()
+        .ok();
+    }
+}
+
+/// A latency source the test turns up and down.
+struct FakeLatency(AtomicU64);
+
+impl FakeLatency {
+    fn new(ms: f64) -> Arc<FakeLatency> {
+        Arc::new(FakeLatency(AtomicU64::new(ms.to_bits())))
+    }
+
+    fn set(&self, ms: f64) {
+        self.0.store(ms.to_bits(), Ordering::SeqCst);
+    }
+}
+
+#[async_trait::async_trait]
+impl MetricsSource for FakeLatency {
+    async fn p95_latency_ms(&self, _namespace: &str, _workload: &str) -> Result<Option<f64>, MetricsError> {
+        Ok(Some(f64::from_bits(self.0.load(Ordering::SeqCst))))
+    }
+}
+
+/// Watches the workload's pods independently of the controller and keeps the lowest number
+/// of Ready, non-terminating pods seen.
+struct AvailabilityProbe {
+    lowest: Arc<AtomicI32>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl AvailabilityProbe {
+    async fn start(pods: Api<Pod>, app: &str) -> AvailabilityProbe {
+        let lowest = Arc::new(AtomicI32::new(i32::MAX));
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let low = lowest.clone();
+        let config = watcher::Config::default().labels(&format!("app={app}"));
+        let task = tokio::spawn(async move {
+            let mut ready: BTreeMap<String, bool> = BTreeMap::new();
+            let mut init: BTreeMap<String, bool> = BTreeMap::new();
+            let mut tx = Some(tx);
+            let mut stream = watcher(pods, config).boxed();
+            while let Some(Ok(event)) = stream.next().await {
+                match event {
+                    watcher::Event::Init => init.clear(),
+                    watcher::Event::InitApply(p) => {
+                        init.insert(p.name_any(), pod_ready(&p));
+                    }
+                    watcher::Event::InitDone => {
+                        ready = std::mem::take(&mut init);
+                        if let Some(tx) = tx.take() {
+                            let _ = tx.send(());
+                        }
+                    }
+                    watcher::Event::Apply(p) => {
+                        ready.insert(p.name_any(), pod_ready(&p));
+                    }
+                    watcher::Event::Delete(p) => {
+                        ready.remove(&p.name_any());
+                    }
+                }
+                if tx.is_none() {
+                    let n = ready.values().filter(|r| **r).count() as i32;
+                    low.fetch_min(n, Ordering::SeqCst);
+                }
+            }
+        });
+        let _ = tokio::time::timeout(WAIT, rx).await;
+        AvailabilityProbe { lowest, task }
+    }
+
+    fn lowest(&self) -> i32 {
+        self.lowest.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for AvailabilityProbe {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn scheduling(d: &Deployment) -> (Value, Value, Value, Value) {
+    let pod = serde_json::to_value(d.spec.template.spec.as_ref().unwrap()).unwrap();
+    (pod["nodeSelector"].clone(), pod["tolerations"].clone(), pod["affinity"].clone(), serde_json::to_value(&d.spec.strategy).unwrap())
+}
+
+#[tokio::test]
+async fn a_deployment_moves_to_the_dedicated_node_without_losing_a_replica() {
+    let mut w = World::new("4").await;
+    w.start();
+    w.deployment("web", "200m").await;
+    let probe = AvailabilityProbe::start(w.pods(), "web").await;
+    assert_eq!(probe.lowest(), REPLICAS, "all replicas available before the move");
+    let started = Instant::now();
+    let name = w.migrate(&[&["web"]], json!({})).await;
+    let wm = w.wait_phase(&name, MigrationState::Succeeded).await;
+    let migration_time = started.elapsed();
+    w.wait_all_pods_on("web", &w.dedicated).await;
+
+    assert_eq!(probe.lowest(), REPLICAS, "an independent watch saw available pods drop below the desired count");
+    let status = wm.status.unwrap();
+    let web = &status.workloads[0];
+    assert_eq!(web.state, WorkloadState::Moved);
+    assert_eq!(web.min_available_seen, Some(REPLICAS), "the controller's own measurement agrees");
+    assert_eq!(web.desired_replicas, REPLICAS);
+    let d = w.deployments().get("web").await.unwrap();
+    let (selector, tolerations, _, strategy) = scheduling(&d);
+    assert_eq!(selector, json!({ "kubernetes.io/hostname": w.dedicated }));
+    assert!(tolerations.as_array().unwrap().iter().any(|t| t["key"] == "example.com/spot"), "existing tolerations kept");
+    assert!(tolerations.as_array().unwrap().iter().any(|t| t["key"] == "hexabase.ai/dedicated" && t["value"] == w.ws.as_str()));
+    assert_eq!(strategy["rollingUpdate"]["maxUnavailable"], json!(0));
+    assert!(d.annotations().contains_key(patch::ORIGINAL_ANNOTATION), "the record of the original scheduling stays");
+
+    // Told once, with the measured availability.
+    let told = cluster::wait_until(&w.migrations(), &name, WAIT, "user notified", |wm: &WorkloadMigration| {
+        wm.status.as_ref().is_some_and(|s| s.conditions.iter().any(|c| c.type_ == "UserNotified" && c.status == "True"))
+    })
+    .await;
+    assert_eq!(told.status.unwrap().phase, MigrationState::Succeeded);
+    let notes = w.notifications().await;
+    assert_eq!(notes.iter().filter(|n| n.starts_with("Migration complete")).count(), 1, "{notes:?}");
+    assert!(notes[0].contains("3 of 3 replicas available at the lowest"), "{notes:?}");
+
+    // For comparison: a plain rolling update of the same Deployment on this cluster.
+    let probe_plain = AvailabilityProbe::start(w.pods(), "web").await;
+    let plain = Instant::now();
+    w.deployments()
+        .patch("web", &PatchParams::default(), &Patch::Merge(json!({ "spec": { "template": { "metadata": { "annotations": { "restartedAt": "now" } } } } })))
+        .await
+        .unwrap();
+    w.wait_rolled_out("web").await;
+    w.wait_all_pods_on("web", &w.dedicated).await;
+    let plain_time = plain.elapsed();
+    eprintln!(
+        "MEASURED: migration of a {REPLICAS}-replica Deployment took {migration_time:?} (lowest available {}), a plain rolling update of it {plain_time:?} (lowest available {})",
+        probe.lowest(),
+        probe_plain.lowest()
+    );
+}
+
+#[tokio::test]
+async fn a_move_that_cannot_schedule_rolls_back_to_exactly_the_original() {
+    // Two 400m pods fit on the 1-CPU node, the third does not: the move fails half way.
+    let mut w = World::new("1").await;
+    let before = w.deployment("web", "400m").await;
+    w.start();
+    let name = w.migrate(&[&["web"]], json!({ "progressDeadlineSeconds": 60 })).await;
+    let wm = w.wait_phase(&name, MigrationState::RolledBack).await;
+    let status = wm.status.unwrap();
+    assert_eq!(status.workloads[0].state, WorkloadState::RolledBack);
+    let error = status.error.expect("the cause");
+    assert_eq!(error.reason, "Unschedulable");
+    assert!(error.message.contains("Insufficient cpu"), "the scheduler's own message: {}", error.message);
+    assert!(error.troubleshooting[0].contains("1.0 vCPU allocatable"), "{:?}", error.troubleshooting);
+    w.wait_all_pods_on("web", &w.shared).await;
+    let after = w.wait_rolled_out("web").await;
+    assert_eq!(scheduling(&after), scheduling(&before), "nodeSelector, tolerations, affinity and strategy restored exactly");
+    assert!(!after.annotations().contains_key(patch::ORIGINAL_ANNOTATION));
+    assert!(!after.annotations().contains_key(patch::MIGRATION_ANNOTATION));
+    assert_eq!(after.spec.template, before.spec.template, "the whole pod template is the original again");
+
+    // Retrying (raising spec.retry) starts over from a fresh status and fails the same way.
+    w.spec_patch(&name, json!({ "retry": 1 })).await;
+    cluster::wait_until(&w.migrations(), &name, WAIT, "retried", |wm: &WorkloadMigration| {
+        wm.status.as_ref().is_some_and(|s| s.attempt == 1 && s.phase == MigrationState::RolledBack)
+    })
+    .await;
+    let notes = w.notifications().await;
+    assert_eq!(notes.iter().filter(|n| n.starts_with("Migration rolled back")).count(), 2, "one notice an attempt: {notes:?}");
+}
+
+#[tokio::test]
+async fn a_controller_killed_mid_move_is_finished_by_the_next_one() {
+    let mut w = World::new("4").await;
+    w.deployment("web", "200m").await;
+    let probe = AvailabilityProbe::start(w.pods(), "web").await;
+    w.start();
+    let name = w.migrate(&[&["web"]], json!({})).await;
+    cluster::wait_until(&w.deployments(), "web", WAIT, "first patch", |d: &Deployment| d.annotations().contains_key(patch::MIGRATION_ANNOTATION)).await;
+    w.kill().await;
+    let mid = w.migrations().get(&name).await.unwrap().status.unwrap();
+    assert_eq!(mid.workloads[0].state, WorkloadState::Moving, "killed mid-move");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    w.start();
+    let wm = w.wait_phase(&name, MigrationState::Succeeded).await;
+    w.wait_all_pods_on("web", &w.dedicated).await;
+    assert_eq!(wm.status.unwrap().workloads[0].state, WorkloadState::Moved);
+    assert_eq!(probe.lowest(), REPLICAS);
+    let d = w.deployments().get("web").await.unwrap();
+    let saved: patch::Scheduling = serde_json::from_str(&d.annotations()[patch::ORIGINAL_ANNOTATION]).unwrap();
+    assert_eq!(saved.node_selector, Some(json!({ "hexabase.ai/test-node": w.shared })), "the record is the original, not the moved state");
+}
+
+#[tokio::test]
+async fn a_phased_plan_stops_after_each_approved_phase() {
+    let mut w = World::new("4").await;
+    w.deployment("web", "100m").await;
+    w.deployment("worker", "100m").await;
+    w.start();
+    let name = w.migrate(&[&["web"], &["worker"]], json!({ "approvedPhases": 1 })).await;
+    let wm = w.wait_phase(&name, MigrationState::WaitingForApproval).await;
+    let status = wm.status.unwrap();
+    assert_eq!((status.workloads[0].state, status.workloads[1].state, status.current_phase), (WorkloadState::Moved, WorkloadState::Pending, 2));
+    w.wait_all_pods_on("web", &w.dedicated).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    w.wait_all_pods_on("worker", &w.shared).await;
+    assert!(!w.deployments().get("worker").await.unwrap().annotations().contains_key(patch::MIGRATION_ANNOTATION));
+
+    w.spec_patch(&name, json!({ "approvedPhases": 2 })).await;
+    w.wait_phase(&name, MigrationState::Succeeded).await;
+    w.wait_all_pods_on("worker", &w.dedicated).await;
+}
+
+#[tokio::test]
+async fn a_paused_migration_moves_nothing_until_resumed() {
+    let mut w = World::new("4").await;
+    w.deployment("web", "100m").await;
+    w.start();
+    let name = w.migrate(&[&["web"]], json!({ "paused": true })).await;
+    let wm = w.wait_phase(&name, MigrationState::Paused).await;
+    assert_eq!(wm.status.unwrap().pause_reason.as_deref(), Some("Paused by the user"));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    w.wait_all_pods_on("web", &w.shared).await;
+    assert!(!w.deployments().get("web").await.unwrap().annotations().contains_key(patch::MIGRATION_ANNOTATION), "nothing touched");
+    cluster::wait_until(&w.migrations(), &name, WAIT, "pause notified", |wm: &WorkloadMigration| {
+        wm.status.as_ref().is_some_and(|s| s.conditions.iter().any(|c| c.type_ == "UserNotified" && c.status == "True"))
+    })
+    .await;
+    assert!(w.notifications().await.iter().any(|n| n.starts_with("Migration paused")));
+
+    w.spec_patch(&name, json!({ "paused": false })).await;
+    let wm = w.wait_phase(&name, MigrationState::Succeeded).await;
+    assert_eq!(wm.status.unwrap().pause_reason, None);
+    w.wait_all_pods_on("web", &w.dedicated).await;
+}
+
+#[tokio::test]
+async fn another_workspaces_pod_stays_off_the_dedicated_node() {
+    let mut w = World::new("4").await;
+    w.deployment("web", "100m").await;
+    w.start();
+    let name = w.migrate(&[&["web"]], json!({})).await;
+    w.wait_phase(&name, MigrationState::Succeeded).await;
+
+    // A pod of another workspace that asks for the node by name but does not tolerate the taint.
+    let mut cleanup = Cleanup::new(&w.client);
+    let other_ns = cleanup.namespace("t-other", &[("hexabase.ai/workspace", "someone-else")]).await;
+    let pods: Api<Pod> = Api::namespaced(w.client.clone(), &other_ns);
+    let intruder: Pod = serde_json::from_value(json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": { "name": "intruder" },
+        "spec": {
+            "nodeSelector": { "kubernetes.io/hostname": w.dedicated },
+            "containers": [{ "name": "app", "image": "nginx:1.27", "resources": { "requests": { "cpu": "10m" } } }]
+        }
+    }))
+    .unwrap();
+    pods.create(&PostParams::default(), &intruder).await.unwrap();
+    let p = cluster::wait_until(&pods, "intruder", WAIT, "intruder unschedulable", |p: &Pod| {
+        p.status.as_ref().and_then(|s| s.conditions.as_ref()).is_some_and(|c| c.iter().any(|c| c.type_ == "PodScheduled" && c.reason.as_deref() == Some("Unschedulable")))
+    })
+    .await;
+    assert!(p.spec.unwrap().node_name.is_none(), "never placed on the dedicated node");
+    let message = p.status.unwrap().conditions.unwrap().into_iter().find(|c| c.type_ == "PodScheduled").unwrap().message.unwrap_or_default();
+    assert!(message.contains("untolerated taint"), "{message}");
+
+    // And a migration naming a node of another workspace is refused before anything moves.
+    let foreign = w.migrate(&[&["web"]], json!({ "workspace": "someone-else" })).await;
+    let wm = w.wait_phase(&foreign, MigrationState::Failed).await;
+    assert_eq!(wm.status.unwrap().error.unwrap().reason, "InvalidSpec");
+}
+
+#[tokio::test]
+async fn deleting_a_migration_mid_move_restores_the_workload() {
+    // The third pod never fits, so the move is still in flight when the migration is deleted.
+    let mut w = World::new("1").await;
+    let before = w.deployment("web", "400m").await;
+    w.start();
+    let name = w.migrate(&[&["web"]], json!({})).await;
+    cluster::wait_until(&w.deployments(), "web", WAIT, "first patch", |d: &Deployment| d.annotations().contains_key(patch::MIGRATION_ANNOTATION)).await;
+    let wm = w.migrations().get(&name).await.unwrap();
+    assert!(wm.finalizers().iter().any(|f| f == FINALIZER));
+    w.migrations().delete(&name, &Default::default()).await.unwrap();
+    let deadline = Instant::now() + WAIT;
+    while w.migrations().get_opt(&name).await.unwrap().is_some() {
+        assert!(Instant::now() < deadline, "the migration was not deleted");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let after = w.wait_rolled_out("web").await;
+    assert_eq!(after.spec.template, before.spec.template, "the original template is back");
+    assert!(!after.annotations().contains_key(patch::ORIGINAL_ANNOTATION));
+    w.wait_all_pods_on("web", &w.shared).await;
+}
+
+#[tokio::test]
+async fn the_latency_guard_pauses_before_the_next_workload_and_the_user_resumes() {
+    let mut w = World::new("4").await;
+    w.deployment("web", "100m").await;
+    w.deployment("api", "100m").await;
+    let latency = FakeLatency::new(100.0);
+    w.start_with(Some(latency.clone()));
+    let guard = json!({ "marginPercent": 50.0, "consecutiveIntervals": 2, "intervalSeconds": 1 });
+    let name = w.migrate(&[&["web"], &["api"]], json!({ "approvedPhases": 1, "latencyGuard": guard })).await;
+    let wm = w.wait_phase(&name, MigrationState::WaitingForApproval).await;
+    assert_eq!(wm.status.unwrap().baseline_latency_ms, Some(100.0), "measured before the first move");
+
+    // Latency rises while phase 2 waits; once approved, it does not start.
+    latency.set(180.0);
+    cluster::wait_until(&w.migrations(), &name, WAIT, "guard trips", |wm: &WorkloadMigration| wm.spec.paused).await;
+    w.spec_patch(&name, json!({ "approvedPhases": 2 })).await;
+    let wm = w.wait_phase(&name, MigrationState::Paused).await;
+    let status = wm.status.unwrap();
+    assert_eq!(status.pause_reason.as_deref(), Some("p95 latency 180 ms is 80% above the 100 ms baseline"));
+    assert_eq!(status.current_latency_ms, Some(180.0));
+    assert_eq!(status.workloads[1].state, WorkloadState::Pending);
+    cluster::wait_until(&w.migrations(), &name, WAIT, "pause notified", |wm: &WorkloadMigration| {
+        wm.status.as_ref().is_some_and(|s| s.conditions.iter().any(|c| c.type_ == "UserNotified" && c.status == "True"))
+    })
+    .await;
+    let notes = w.notifications().await;
+    assert!(notes.iter().any(|n| n.starts_with("Migration paused") && n.contains("80% above")), "{notes:?}");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    w.wait_all_pods_on("api", &w.shared).await;
+
+    // The user resumes once latency is back to normal.
+    latency.set(105.0);
+    w.spec_patch(&name, json!({ "paused": false })).await;
+    let wm = w.wait_phase(&name, MigrationState::Succeeded).await;
+    let status = wm.status.unwrap();
+    assert_eq!(status.latency_guard.unwrap().breaches, 0, "resuming resets the count");
+    w.wait_all_pods_on("api", &w.dedicated).await;
+}
+
+#[tokio::test]
+async fn a_pause_with_a_resume_time_resumes_by_itself() {
+    let mut w = World::new("4").await;
+    w.deployment("web", "100m").await;
+    w.start();
+    let at = time::OffsetDateTime::now_utc() + time::Duration::seconds(3);
+    let at = at.format(&time::format_description::well_known::Rfc3339).unwrap();
+    let name = w.migrate(&[&["web"]], json!({ "paused": true, "resumeAt": at })).await;
+    w.wait_phase(&name, MigrationState::Paused).await;
+    let wm = w.wait_phase(&name, MigrationState::Succeeded).await;
+    assert!(!wm.spec.paused && wm.spec.resume_at.is_none(), "the pause was lifted in the spec");
+    w.wait_all_pods_on("web", &w.dedicated).await;
+}
