@@ -5,6 +5,7 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 . "$here/env.sh"
 cd "$here/.."
+root="$PWD"
 
 bash hack/tools.sh
 
@@ -15,8 +16,8 @@ cluster_dir="$HEXA_CLUSTER_DIR"
 server_pid=""
 cleanup() {
   [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null || true
-  bash hack/postgres.sh stop || true
-  [ -z "${HEXA_KEEP_CLUSTER:-}" ] && bash hack/cluster/down.sh || true
+  bash "$root/hack/postgres.sh" stop || true
+  [ -z "${HEXA_KEEP_CLUSTER:-}" ] && bash "$root/hack/cluster/down.sh" || true
 }
 trap cleanup EXIT
 

@@ -1,4 +1,4 @@
-import { test, expect, hydrated, signIn, DEMO } from './fixtures';
+import { test, expect, hydrated, signIn, submitSignIn, DEMO } from './fixtures';
 
 test('signs in, sees Node Management, switches workspace, signs out', async ({ page }) => {
   await signIn(page);
@@ -22,7 +22,7 @@ test('signs in, sees Node Management, switches workspace, signs out', async ({ p
 });
 
 test('a wrong password shows an error and stays signed out', async ({ page }) => {
-  await signIn(page, DEMO.email, 'not-the-password');
+  await submitSignIn(page, DEMO.email, 'not-the-password');
   await expect(page.getByRole('alert')).toContainText('The email or password is not right.');
   await expect(page).toHaveURL(/\/login/);
 });

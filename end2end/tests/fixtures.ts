@@ -23,12 +23,19 @@ export async function hydrated(page: Page) {
   await page.waitForFunction(() => (window as any).__hexabase_hydrated === true, null, { timeout: 20_000 });
 }
 
-export async function signIn(page: Page, email = DEMO.email, password = DEMO.password) {
+/** Submits the sign-in form (whatever the outcome). */
+export async function submitSignIn(page: Page, email: string, password: string) {
   await page.goto('/login');
   await hydrated(page);
   await page.getByLabel('Email').fill(email);
   await page.getByLabel('Password').fill(password);
   await page.getByRole('button', { name: 'Sign in' }).click();
+}
+
+/** Signs in and waits until the dashboard opened, so the session cookie is set. */
+export async function signIn(page: Page, email = DEMO.email, password = DEMO.password) {
+  await submitSignIn(page, email, password);
+  await expect(page).toHaveURL(/\/w\/[a-z0-9-]+\/nodes$/);
 }
 
 /** Adds a dedicated node of the recommended size in Tokyo and waits until it is Ready; returns its name. */

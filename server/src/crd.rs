@@ -123,6 +123,25 @@ pub struct Condition {
     pub observed_generation: Option<i64>,
 }
 
+/// Sets the condition `type_` in `conditions` (adding it if missing). The transition time moves
+/// only when the status does, as Kubernetes expects; `now` is RFC 3339.
+pub fn set_condition(conditions: &mut Vec<Condition>, type_: &str, ok: bool, reason: &str, message: &str, generation: Option<i64>, now: &str) {
+    let status = if ok { "True" } else { "False" };
+    let next = |last_transition_time: String| Condition {
+        type_: type_.to_string(),
+        status: status.to_string(),
+        reason: reason.to_string(),
+        message: message.to_string(),
+        last_transition_time,
+        observed_generation: generation,
+    };
+    match conditions.iter_mut().find(|c| c.type_ == type_) {
+        Some(c) if c.status == status => *c = next(c.last_transition_time.clone()),
+        Some(c) => *c = next(now.to_string()),
+        None => conditions.push(next(now.to_string())),
+    }
+}
+
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DedicatedNodeStatus {

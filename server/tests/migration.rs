@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
@@ -83,7 +83,10 @@ impl World {
         nodes.create(&PostParams::default(), &fake_node(&dedicated, dedicated_cpu, labels, Some(("hexabase.ai/dedicated", &ws)))).await.expect("dedicated node");
         cleanup.track_node(&dedicated);
         let shared = cluster::name("t-shared");
-        nodes.create(&PostParams::default(), &fake_node(&shared, "16", json!({ "hexabase.ai/test-node": shared }), None)).await.expect("shared node");
+        // Tainted so that only this test's pods (which tolerate it) land there, not other
+        // tests' pods that happen to fit.
+        let spot = Some(("example.com/spot", ws.as_str()));
+        nodes.create(&PostParams::default(), &fake_node(&shared, "16", json!({ "hexabase.ai/test-node": shared }), spot)).await.expect("shared node");
         cleanup.track_node(&shared);
         for n in [&dedicated, &shared] {
             cluster::wait_until(&nodes, n, WAIT, "node Ready", node_ready).await;
@@ -123,7 +126,7 @@ impl World {
     }
 
     /// A Deployment with a readiness probe and a PodDisruptionBudget (minAvailable 2) on the
-    /// shared-like node, rolled out and available.
+    /// shared-like node (which it tolerates), rolled out and available.
     async fn deployment(&self, name: &str, cpu: &str) -> Deployment {
         let d: Deployment = serde_json::from_value(json!({
             "apiVersion": "apps/v1",
@@ -174,12 +177,18 @@ impl World {
         .await
     }
 
+    /// A migration of Deployments, one phase per slice.
     async fn migrate(&self, phases: &[&[&str]], extra: Value) -> String {
+        let phases: Vec<Value> = phases.iter().map(|p| json!({ "workloads": p.iter().map(|w| json!({ "kind": "Deployment", "name": w })).collect::<Vec<_>>() })).collect();
+        self.migrate_phases(phases, extra).await
+    }
+
+    async fn migrate_phases(&self, phases: Vec<Value>, extra: Value) -> String {
         let name = cluster::name("wm");
         let mut spec = json!({
             "workspace": self.ws,
             "targetNode": self.dedicated,
-            "phases": phases.iter().map(|p| json!({ "workloads": p.iter().map(|w| json!({ "kind": "Deployment", "name": w })).collect::<Vec<_>>() })).collect::<Vec<_>>(),
+            "phases": phases,
             "approvedPhases": phases.len(),
             "progressDeadlineSeconds": 60,
             "requestedBy": "dev@example.com"
@@ -403,9 +412,11 @@ async fn a_move_that_cannot_schedule_rolls_back_to_exactly_the_original() {
     let status = wm.status.unwrap();
     assert_eq!(status.workloads[0].state, WorkloadState::RolledBack);
     let error = status.error.expect("the cause");
+    eprintln!("ROLLED BACK: {error:#?}");
     assert_eq!(error.reason, "Unschedulable");
     assert!(error.message.contains("Insufficient cpu"), "the scheduler's own message: {}", error.message);
     assert!(error.troubleshooting[0].contains("1.0 vCPU allocatable"), "{:?}", error.troubleshooting);
+    assert_eq!(error.troubleshooting.len(), 2, "only the target node's trouble: {:?}", error.troubleshooting);
     w.wait_all_pods_on("web", &w.shared).await;
     let after = w.wait_rolled_out("web").await;
     assert_eq!(scheduling(&after), scheduling(&before), "nodeSelector, tolerations, affinity and strategy restored exactly");
@@ -598,4 +609,41 @@ async fn a_pause_with_a_resume_time_resumes_by_itself() {
     let wm = w.wait_phase(&name, MigrationState::Succeeded).await;
     assert!(!wm.spec.paused && wm.spec.resume_at.is_none(), "the pause was lifted in the spec");
     w.wait_all_pods_on("web", &w.dedicated).await;
+}
+
+#[tokio::test]
+async fn a_stateful_set_moves_pod_by_pod() {
+    let mut w = World::new("4").await;
+    let sets: Api<StatefulSet> = Api::namespaced(w.client.clone(), &w.ns);
+    let set: StatefulSet = serde_json::from_value(json!({
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "metadata": { "name": "db" },
+        "spec": {
+            "replicas": REPLICAS,
+            "serviceName": "db",
+            "selector": { "matchLabels": { "app": "db" } },
+            "template": {
+                "metadata": { "labels": { "app": "db" } },
+                "spec": {
+                    "nodeSelector": { "hexabase.ai/test-node": w.shared },
+                    "tolerations": [{ "key": "example.com/spot", "operator": "Exists", "effect": "NoSchedule" }],
+                    "containers": [{ "name": "db", "image": "postgres:17", "resources": { "requests": { "cpu": "100m", "memory": "64Mi" } } }]
+                }
+            }
+        }
+    }))
+    .unwrap();
+    sets.create(&PostParams::default(), &set).await.unwrap();
+    cluster::wait_until(&sets, "db", WAIT, "stateful set ready", |s: &StatefulSet| s.status.as_ref().and_then(|s| s.available_replicas) == Some(REPLICAS)).await;
+    w.start();
+    let name = w.migrate_phases(vec![json!({ "workloads": [{ "kind": "StatefulSet", "name": "db" }] })], json!({})).await;
+    let wm = w.wait_phase(&name, MigrationState::Succeeded).await;
+    w.wait_all_pods_on("db", &w.dedicated).await;
+    let db = &wm.status.unwrap().workloads[0];
+    assert_eq!(db.state, WorkloadState::Moved);
+    // A StatefulSet cannot surge: one pod at a time is replaced, and the count says so.
+    assert!(db.min_available_seen.is_some_and(|m| m >= REPLICAS - 1), "{:?}", db.min_available_seen);
+    let s = sets.get("db").await.unwrap();
+    assert_eq!(s.spec.update_strategy.unwrap().type_.as_deref(), Some("RollingUpdate"));
 }

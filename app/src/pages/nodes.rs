@@ -26,7 +26,15 @@ pub fn NodeManagementPage() -> impl IntoView {
     let slug = use_workspace_slug();
     let delete = ServerAction::<DeleteDedicatedNode>::new();
     provide_context(delete);
-    let overview = Resource::new(move || (slug.get(), delete.version().get()), |(ws, _)| load_node_overview(ws));
+    // Live: usage and node states refresh every few seconds once the page is interactive.
+    let tick = RwSignal::new(0u32);
+    #[cfg(feature = "hydrate")]
+    {
+        if let Ok(handle) = set_interval_with_handle(move || tick.update(|t| *t += 1), std::time::Duration::from_secs(3)) {
+            on_cleanup(move || handle.clear());
+        }
+    }
+    let overview = Resource::new(move || (slug.get(), delete.version().get(), tick.get()), |(ws, _, _)| load_node_overview(ws));
     view! {
         <Title text="Node Management"/>
         <Transition fallback=|| view! { <p class="text-sm text-slate-500">"Loading node usage…"</p> }>

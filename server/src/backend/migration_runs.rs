@@ -89,13 +89,7 @@ pub fn progress(m: &WorkloadMigration) -> MigrationProgress {
 }
 
 fn workload_ref(w: &Workload) -> WorkloadRef {
-    WorkloadRef {
-        kind: match w.kind {
-            workloads::WorkloadKind::Deployment => WorkloadKind::Deployment,
-            workloads::WorkloadKind::StatefulSet => WorkloadKind::StatefulSet,
-        },
-        name: w.name.clone(),
-    }
+    WorkloadRef { kind: w.kind, name: w.name.clone() }
 }
 
 /// `2026-11-27T10:30` (a datetime-local input, UTC) or RFC 3339, as RFC 3339.

@@ -31,11 +31,7 @@ fn migratable(w: &Workload, dedicated: &[String]) -> MigratableWorkload {
 
 /// The changes a move makes to one workload, in words, and the engine's exact patch.
 pub fn dry_run_step(order: u32, w: &Workload, ws: &str, node: &str) -> DryRunStep {
-    let kind = match w.kind {
-        workloads::WorkloadKind::Deployment => crate::crd::WorkloadKind::Deployment,
-        workloads::WorkloadKind::StatefulSet => crate::crd::WorkloadKind::StatefulSet,
-    };
-    let patch = patch::scheduling_patch(ws, node, kind, &w.scheduling);
+    let patch = patch::scheduling_patch(ws, node, w.kind, &w.scheduling);
     let mut changes = vec![
         format!("Save the current nodeSelector, tolerations, affinity and update strategy in the annotation {} (for rollback).", patch::ORIGINAL_ANNOTATION),
         format!("Select node {node} (kubernetes.io/hostname) and tolerate its taint {}={ws}:NoSchedule.", labels::DEDICATED_TAINT),

@@ -24,5 +24,9 @@ pub async fn connect(kubeconfig: Option<&Path>) -> Result<Client, kube::Error> {
     };
     config.connect_timeout = Some(Duration::from_secs(3));
     config.read_timeout = Some(Duration::from_secs(15));
+    // kube's default layer retries 429/503 up to 15 times honouring Retry-After (minutes in
+    // all): a page would hang and an eviction refused by a budget would look like a stall.
+    // Controllers requeue on their own; the dashboard answers at once.
+    config.default_retry = false;
     Client::try_from(config)
 }

@@ -3,7 +3,9 @@
 
 use app::model::WorkloadNeed;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
-use k8s_openapi::api::core::v1::{Namespace, PodSpec};
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{Namespace, PodSpec, PodTemplateSpec};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::api::{Api, ListParams};
@@ -11,12 +13,9 @@ use kube::Client;
 
 use super::labels;
 use super::quantity::{bytes, cpu_cores, GIB};
+use crate::migration::patch::Scheduling;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WorkloadKind {
-    Deployment,
-    StatefulSet,
-}
+pub use crate::crd::WorkloadKind;
 
 /// One workload as the engine reasons about it.
 #[derive(Debug, Clone, PartialEq)]
@@ -35,11 +34,11 @@ pub struct Workload {
     /// A PodDisruptionBudget selects the workload's pods.
     pub has_pdb: bool,
     /// The pod template's labels (to match budgets) and node selector (to tell where it runs).
-    pub pod_labels: std::collections::BTreeMap<String, String>,
-    pub node_selector: std::collections::BTreeMap<String, String>,
+    pub pod_labels: BTreeMap<String, String>,
+    pub node_selector: BTreeMap<String, String>,
     /// The scheduling fields a move changes, as the API server returned them (for the dry run,
     /// which shows the engine's exact patch).
-    pub scheduling: crate::migration::patch::Scheduling,
+    pub scheduling: Scheduling,
 }
 
 impl Workload {
@@ -71,7 +70,7 @@ fn all_have_readiness(spec: Option<&PodSpec>) -> bool {
     spec.is_some_and(|s| !s.containers.is_empty() && s.containers.iter().all(|c| c.readiness_probe.is_some()))
 }
 
-fn selects(pdb: &PodDisruptionBudget, labels: &std::collections::BTreeMap<String, String>) -> bool {
+fn selects(pdb: &PodDisruptionBudget, labels: &BTreeMap<String, String>) -> bool {
     let Some(selector) = pdb.spec.as_ref().and_then(|s| s.selector.as_ref()) else { return false };
     let by_labels = selector.match_labels.as_ref().is_none_or(|m| m.iter().all(|(k, v)| labels.get(k) == Some(v)));
     // Only `In` expressions are common for budgets; anything else is treated as not matching.
@@ -107,9 +106,8 @@ pub fn surge_pods(max_surge: Option<&IntOrString>, replicas: i32) -> i32 {
     n.max(1)
 }
 
-fn scheduling_of<K: serde::Serialize>(kind: crate::crd::WorkloadKind, obj: &K) -> crate::migration::patch::Scheduling {
-    let value = serde_json::to_value(obj).unwrap_or_default();
-    crate::migration::patch::Scheduling::of_workload(kind, &value)
+fn scheduling_of<K: serde::Serialize>(kind: WorkloadKind, obj: &K) -> Scheduling {
+    Scheduling::of_workload(kind, &serde_json::to_value(obj).unwrap_or_default())
 }
 
 pub async fn workspace_namespaces(client: &Client, ws: &str) -> Result<Vec<String>, kube::Error> {
@@ -117,53 +115,47 @@ pub async fn workspace_namespaces(client: &Client, ws: &str) -> Result<Vec<Strin
     Ok(list.items.into_iter().filter_map(|n| n.metadata.name).collect())
 }
 
+/// A workload from its pod template and what differs between the kinds.
+fn from_template(kind: WorkloadKind, namespace: &str, name: Option<String>, replicas: i32, template: &PodTemplateSpec, surge_pods: i32, scheduling: Scheduling, has_pdb: bool) -> Workload {
+    let (pod_cpu, pod_memory) = pod_requests(template.spec.as_ref());
+    Workload {
+        kind,
+        namespace: namespace.to_string(),
+        name: name.unwrap_or_default(),
+        replicas,
+        pod_cpu,
+        pod_memory,
+        surge_pods,
+        has_readiness_probe: all_have_readiness(template.spec.as_ref()),
+        has_pdb,
+        pod_labels: template.metadata.as_ref().and_then(|m| m.labels.clone()).unwrap_or_default(),
+        node_selector: template.spec.as_ref().and_then(|s| s.node_selector.clone()).unwrap_or_default(),
+        scheduling,
+    }
+}
+
+fn template_labels(template: &PodTemplateSpec) -> BTreeMap<String, String> {
+    template.metadata.as_ref().and_then(|m| m.labels.clone()).unwrap_or_default()
+}
+
 pub async fn list_workloads(client: &Client, ws: &str) -> Result<Vec<Workload>, kube::Error> {
     let mut out = Vec::new();
     for ns in workspace_namespaces(client, ws).await? {
         let pdbs = Api::<PodDisruptionBudget>::namespaced(client.clone(), &ns).list(&ListParams::default()).await?.items;
-        let has_pdb = |labels: &std::collections::BTreeMap<String, String>| pdbs.iter().any(|p| selects(p, labels));
+        let has_pdb = |t: &PodTemplateSpec| pdbs.iter().any(|p| selects(p, &template_labels(t)));
         for d in Api::<Deployment>::namespaced(client.clone(), &ns).list(&ListParams::default()).await?.items {
-            let scheduling = scheduling_of(crate::crd::WorkloadKind::Deployment, &d);
-            let spec = d.spec;
-            let replicas = spec.replicas.unwrap_or(1);
-            let (pod_cpu, pod_memory) = pod_requests(spec.template.spec.as_ref());
-            let max_surge = spec.strategy.as_ref().and_then(|s| s.rolling_update.as_ref()).and_then(|r| r.max_surge.as_ref());
-            let pod_labels = spec.template.metadata.as_ref().and_then(|m| m.labels.clone()).unwrap_or_default();
-            out.push(Workload {
-                scheduling,
-                has_readiness_probe: all_have_readiness(spec.template.spec.as_ref()),
-                has_pdb: has_pdb(&pod_labels),
-                node_selector: spec.template.spec.as_ref().and_then(|s| s.node_selector.clone()).unwrap_or_default(),
-                pod_labels,
-                kind: WorkloadKind::Deployment,
-                namespace: ns.clone(),
-                name: d.metadata.name.unwrap_or_default(),
-                replicas,
-                pod_cpu,
-                pod_memory,
-                surge_pods: surge_pods(max_surge, replicas),
-            });
+            let scheduling = scheduling_of(WorkloadKind::Deployment, &d);
+            let replicas = d.spec.replicas.unwrap_or(1);
+            let max_surge = d.spec.strategy.as_ref().and_then(|s| s.rolling_update.as_ref()).and_then(|r| r.max_surge.as_ref());
+            let surge = surge_pods(max_surge, replicas);
+            let t = &d.spec.template;
+            out.push(from_template(WorkloadKind::Deployment, &ns, d.metadata.name.clone(), replicas, t, surge, scheduling, has_pdb(t)));
         }
         for s in Api::<StatefulSet>::namespaced(client.clone(), &ns).list(&ListParams::default()).await?.items {
-            let scheduling = scheduling_of(crate::crd::WorkloadKind::StatefulSet, &s);
-            let spec = s.spec;
-            let (pod_cpu, pod_memory) = pod_requests(spec.template.spec.as_ref());
-            let pod_labels = spec.template.metadata.as_ref().and_then(|m| m.labels.clone()).unwrap_or_default();
-            out.push(Workload {
-                scheduling,
-                has_readiness_probe: all_have_readiness(spec.template.spec.as_ref()),
-                has_pdb: has_pdb(&pod_labels),
-                node_selector: spec.template.spec.as_ref().and_then(|s| s.node_selector.clone()).unwrap_or_default(),
-                pod_labels,
-                kind: WorkloadKind::StatefulSet,
-                namespace: ns.clone(),
-                name: s.metadata.name.unwrap_or_default(),
-                replicas: spec.replicas.unwrap_or(1),
-                pod_cpu,
-                pod_memory,
-                // A StatefulSet replaces pods one by one: no extra pod at any time.
-                surge_pods: 0,
-            });
+            let scheduling = scheduling_of(WorkloadKind::StatefulSet, &s);
+            let t = &s.spec.template;
+            // A StatefulSet replaces pods one by one: no extra pod at any time.
+            out.push(from_template(WorkloadKind::StatefulSet, &ns, s.metadata.name.clone(), s.spec.replicas.unwrap_or(1), t, 0, scheduling, has_pdb(t)));
         }
     }
     Ok(out)

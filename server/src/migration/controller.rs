@@ -28,7 +28,7 @@ use time::OffsetDateTime;
 use super::latency::{observe, GuardDecision, GuardSettings};
 use super::patch::{self, Scheduling, MIGRATION_ANNOTATION, ORIGINAL_ANNOTATION};
 use super::rollout::{self, Cause, Counts, Verdict};
-use super::steps::{self, Fit, MigrationStatusExt, Next};
+use super::steps::{self, Fit, MigrationStatusExt, Next, NodeCheck};
 use super::{record_available, Context, Error, Result, WorkloadKey};
 use crate::cluster::labels;
 use crate::cluster::quantity::{bytes, cpu_cores, GIB};
@@ -172,13 +172,15 @@ impl Run<'_> {
         let mut status = starting_status(&self.wm);
         let approved = self.wm.spec.approved_phases;
         let mut requeue = None;
+        let mut paused = self.paused(&mut requeue).await?;
         // The user hears about an outcome once it is stored (it was written by an earlier
-        // reconcile and read back from the API server above).
+        // reconcile and read back from the API server above), and the fact is stored at once:
+        // a message cannot be taken back, so the window for telling twice stays small.
         if steps::is_newsworthy(status.phase) && !status.is_notified() {
             self.tell_user(&status).await?;
             status.mark_notified(self.wm.metadata.generation, now());
+            self.write_status(&mut status, paused).await?;
         }
-        let mut paused = self.paused(&mut requeue).await?;
         // Settling first ends a pause the user lifted (and resets the guard) before sampling.
         status.settle(approved, paused, self.wm.metadata.generation, now());
         if status.started_at.is_none() && status.error.is_none() {
@@ -189,7 +191,10 @@ impl Run<'_> {
         }
         if !status.phase.is_final() && status.error.is_none() {
             if let Some(reason) = self.sample_latency(&mut status, &mut requeue).await? {
-                self.set_paused(true, None).await?;
+                // The guard pauses the way the user does, so that one switch resumes.
+                if !self.wm.spec.paused {
+                    self.set_paused(true, None).await?;
+                }
                 status.pause_reason = Some(reason);
                 paused = true;
             }
@@ -375,14 +380,14 @@ impl Run<'_> {
             }
             Verdict::Failed(cause) => {
                 status.observe(i, &counts, lowest, None);
-                let fit = match &cause {
-                    Cause::Unschedulable(_) => self.fit(&workload).await.unwrap_or_else(|e| {
-                        tracing::warn!(error = %e, "cannot read the node's room for the troubleshooting text");
+                let check = match &cause {
+                    Cause::Unschedulable(_) => self.check_node(&workload).await.unwrap_or_else(|e| {
+                        tracing::warn!(error = %e, "cannot read the node for the troubleshooting text");
                         None
                     }),
                     _ => None,
                 };
-                let error = steps::failure(&cause, &name, ws, node, self.wm.spec.progress_deadline_seconds, fit.as_ref());
+                let error = steps::failure(&cause, &name, ws, node, self.wm.spec.progress_deadline_seconds, check.as_ref());
                 tracing::info!(migration = %self.wm.name_any(), workload = %name, reason = %error.reason, message = %error.message, "move failed; rolling back");
                 status.roll_back(i, now(), error)?;
                 Ok(Step::Changed { announce: true })
@@ -439,11 +444,14 @@ impl Run<'_> {
         }
     }
 
-    /// The node's room and the workload's needs, for the "node too small" explanation.
-    async fn fit(&self, workload: &Workload) -> Result<Option<Fit>> {
+    /// The target node as it is, against what the workload asks: why the scheduler said no.
+    async fn check_node(&self, workload: &Workload) -> Result<Option<NodeCheck>> {
         let node_name = &self.wm.spec.target_node;
-        let Some(node) = Api::<Node>::all(self.ctx.client.clone()).get_opt(node_name).await? else { return Ok(None) };
+        let Some(node) = Api::<Node>::all(self.ctx.client.clone()).get_opt(node_name).await? else { return Ok(Some(NodeCheck::Missing)) };
         let alloc = node.status.and_then(|s| s.allocatable).unwrap_or_default();
+        let node_spec = node.spec.unwrap_or_default();
+        let tolerations = workload.pod_spec().and_then(|s| s.tolerations.clone()).unwrap_or_default();
+        let untolerated = steps::untolerated(&node_spec.taints.unwrap_or_default(), &tolerations);
         let on_node = Api::<Pod>::all(self.ctx.client.clone()).list(&ListParams::default().fields(&format!("spec.nodeName={node_name}"))).await?;
         let selector = workload.match_labels();
         let (mut other_cpu, mut other_mem) = (0.0, 0.0);
@@ -456,17 +464,17 @@ impl Run<'_> {
             }
         }
         let (pod_cpu, pod_mem) = pod_requests(workload.pod_spec());
-        let replicas = workload.counts().desired;
-        Ok(Some(Fit {
+        let fit = Fit {
             allocatable_cpu: alloc.get("cpu").and_then(|q| cpu_cores(&q.0)).unwrap_or(0.0),
             allocatable_memory_gib: alloc.get("memory").and_then(|q| bytes(&q.0)).unwrap_or(0.0) / GIB,
             other_cpu,
             other_memory_gib: other_mem / GIB,
-            replicas,
+            replicas: workload.counts().desired,
             surge: workload.surge(),
             pod_cpu,
             pod_memory_gib: pod_mem / GIB,
-        }))
+        };
+        Ok(Some(NodeCheck::Found { cordoned: node_spec.unschedulable.unwrap_or(false), untolerated, fit }))
     }
 
     async fn tell_user(&self, status: &WorkloadMigrationStatus) -> Result<()> {

@@ -5,7 +5,7 @@
 use time::OffsetDateTime;
 
 use super::rollout::{Cause, Counts};
-use crate::crd::{Condition, MigrationError, MigrationState, WorkloadMigrationSpec, WorkloadMigrationStatus, WorkloadState, WorkloadStatus};
+use crate::crd::{MigrationError, MigrationState, WorkloadMigrationSpec, WorkloadMigrationStatus, WorkloadState, WorkloadStatus};
 use crate::provisioning::steps::rfc3339;
 
 /// Condition recording that the user was told about the current phase (reason: the phase),
@@ -261,20 +261,7 @@ impl MigrationStatusExt for WorkloadMigrationStatus {
     }
 
     fn set_condition(&mut self, type_: &str, ok: bool, reason: &str, message: &str, generation: Option<i64>, now: OffsetDateTime) {
-        let status = if ok { "True" } else { "False" };
-        let next = |last_transition_time: String| Condition {
-            type_: type_.to_string(),
-            status: status.to_string(),
-            reason: reason.to_string(),
-            message: message.to_string(),
-            last_transition_time,
-            observed_generation: generation,
-        };
-        match self.conditions.iter_mut().find(|c| c.type_ == type_) {
-            Some(c) if c.status == status => *c = next(c.last_transition_time.clone()),
-            Some(c) => *c = next(rfc3339(now)),
-            None => self.conditions.push(next(rfc3339(now))),
-        }
+        crate::crd::set_condition(&mut self.conditions, type_, ok, reason, message, generation, &rfc3339(now));
     }
 }
 
@@ -298,38 +285,101 @@ pub struct Fit {
     pub pod_memory_gib: f64,
 }
 
-/// The user-facing error for a failed move, with what to do about it (use case 5b).
-pub fn failure(cause: &Cause, workload: &str, ws: &str, node: &str, deadline_seconds: u32, fit: Option<&Fit>) -> MigrationError {
+impl Fit {
+    fn need_cpu(&self) -> f64 {
+        f64::from(self.replicas + self.surge) * self.pod_cpu
+    }
+
+    fn need_memory_gib(&self) -> f64 {
+        f64::from(self.replicas + self.surge) * self.pod_memory_gib
+    }
+}
+
+/// The target node as the controller sees it when a new pod cannot be scheduled. The
+/// scheduler's message sums up every node of the cluster ("3 node(s) had untolerated
+/// taint(s)" are other tenants' nodes, rightly refused); this is about the one node that
+/// matters.
+#[derive(Debug, Clone, PartialEq)]
+pub enum NodeCheck {
+    Missing,
+    Found {
+        /// `spec.unschedulable` (cordoned).
+        cordoned: bool,
+        /// Taints (`key=value:Effect`) the pods do not tolerate.
+        untolerated: Vec<String>,
+        fit: Fit,
+    },
+}
+
+/// The taints (scheduling effects only) that none of the tolerations tolerates, as
+/// `key=value:Effect`, by the Kubernetes matching rules.
+pub fn untolerated(taints: &[k8s_openapi::api::core::v1::Taint], tolerations: &[k8s_openapi::api::core::v1::Toleration]) -> Vec<String> {
+    let tolerated = |t: &k8s_openapi::api::core::v1::Taint| {
+        tolerations.iter().any(|tol| {
+            let effect_ok = tol.effect.as_deref().is_none_or(|e| e.is_empty() || e == t.effect);
+            let exists = tol.operator.as_deref() == Some("Exists");
+            let key_ok = match tol.key.as_deref() {
+                None | Some("") => exists,
+                Some(k) => k == t.key,
+            };
+            let value_ok = exists || tol.value.as_deref().unwrap_or("") == t.value.as_deref().unwrap_or("");
+            effect_ok && key_ok && value_ok
+        })
+    };
+    taints
+        .iter()
+        .filter(|t| t.effect == "NoSchedule" || t.effect == "NoExecute")
+        .filter(|t| !tolerated(t))
+        .map(|t| format!("{}={}:{}", t.key, t.value.as_deref().unwrap_or(""), t.effect))
+        .collect()
+}
+
+/// The user-facing error for a failed move, with what to do about it (use case 5b). The
+/// message carries the scheduler's or the pod's own words; the steps come from the target
+/// node itself when it could be read.
+pub fn failure(cause: &Cause, workload: &str, ws: &str, node: &str, deadline_seconds: u32, check: Option<&NodeCheck>) -> MigrationError {
     let mut steps = Vec::new();
     let (reason, message) = match cause {
         Cause::Unschedulable(msg) => {
             let lower = msg.to_lowercase();
-            if let Some(f) = fit.filter(|_| lower.contains("insufficient cpu")) {
-                steps.push(format!(
-                    "The dedicated node {node} has {:.1} vCPU allocatable ({:.1} already requested by other pods); {workload} requests {:.1} vCPU while it moves ({} replicas + {} surge × {:.2} vCPU): pick a larger node size, or move fewer workloads with a phased plan.",
-                    f.allocatable_cpu, f.other_cpu, f64::from(f.replicas + f.surge) * f.pod_cpu, f.replicas, f.surge, f.pod_cpu
-                ));
-            }
-            if let Some(f) = fit.filter(|_| lower.contains("insufficient memory")) {
-                steps.push(format!(
-                    "The dedicated node {node} has {:.1} GiB memory allocatable ({:.1} GiB already requested by other pods); {workload} requests {:.1} GiB while it moves ({} replicas + {} surge × {:.2} GiB): pick a larger node size, or move fewer workloads with a phased plan.",
-                    f.allocatable_memory_gib, f.other_memory_gib, f64::from(f.replicas + f.surge) * f.pod_memory_gib, f.replicas, f.surge, f.pod_memory_gib
-                ));
-            }
-            if lower.contains("insufficient") && fit.is_none() {
-                steps.push(format!("The dedicated node {node} is too small for {workload}'s pods plus one surge pod: pick a larger node size, or move fewer workloads with a phased plan."));
-            }
-            if lower.contains("untolerated taint") {
-                steps.push(format!("A taint on {node} is not tolerated: check that the node is dedicated to workspace {ws} (taint hexabase.ai/dedicated={ws}:NoSchedule) and carries no other taint."));
+            match check {
+                Some(NodeCheck::Missing) => steps.push(format!("Node {node} no longer exists: pick another dedicated node of workspace {ws} and retry.")),
+                Some(NodeCheck::Found { cordoned, untolerated, fit }) => {
+                    if *cordoned {
+                        steps.push(format!("Node {node} is cordoned (unschedulable): uncordon it, then retry."));
+                    }
+                    if !untolerated.is_empty() {
+                        steps.push(format!(
+                            "Node {node} has taints the pods do not tolerate ({}): a dedicated node of workspace {ws} should carry only hexabase.ai/dedicated={ws}:NoSchedule.",
+                            untolerated.join(", ")
+                        ));
+                    }
+                    if lower.contains("insufficient cpu") || fit.other_cpu + fit.need_cpu() > fit.allocatable_cpu {
+                        steps.push(format!(
+                            "The dedicated node {node} has {:.1} vCPU allocatable ({:.1} already requested by other pods); {workload} requests {:.1} vCPU while it moves ({} replicas + {} surge × {:.2} vCPU): pick a larger node size, or move fewer workloads with a phased plan.",
+                            fit.allocatable_cpu, fit.other_cpu, fit.need_cpu(), fit.replicas, fit.surge, fit.pod_cpu
+                        ));
+                    }
+                    if lower.contains("insufficient memory") || fit.other_memory_gib + fit.need_memory_gib() > fit.allocatable_memory_gib {
+                        steps.push(format!(
+                            "The dedicated node {node} has {:.1} GiB memory allocatable ({:.1} GiB already requested by other pods); {workload} requests {:.1} GiB while it moves ({} replicas + {} surge × {:.2} GiB): pick a larger node size, or move fewer workloads with a phased plan.",
+                            fit.allocatable_memory_gib, fit.other_memory_gib, fit.need_memory_gib(), fit.replicas, fit.surge, fit.pod_memory_gib
+                        ));
+                    }
+                }
+                None if lower.contains("insufficient") => steps.push(format!(
+                    "The dedicated node {node} looks too small for {workload}'s pods plus one surge pod: pick a larger node size, or move fewer workloads with a phased plan."
+                )),
+                None => {}
             }
             if lower.contains("anti-affinity") {
                 steps.push(format!("A required pod anti-affinity rule keeps {workload}'s replicas on different nodes, which one dedicated node cannot offer: make the rule preferred instead of required, or spread over more nodes."));
             }
-            if lower.contains("affinity/selector") || lower.contains("node(s) didn't match") {
-                steps.push(format!("Check that node {node} exists, is Ready and is labelled kubernetes.io/hostname={node}."));
-            }
             if lower.contains("too many pods") {
                 steps.push(format!("The dedicated node {node} has reached its pod limit: move fewer workloads or pick a larger node size."));
+            }
+            if steps.is_empty() {
+                steps.push(format!("The scheduler's message names the reason; `kubectl describe node {node}` shows the node's taints, labels and room."));
             }
             (REASON_UNSCHEDULABLE, format!("The new pods of {workload} cannot be scheduled on {node}: {msg}"))
         }
@@ -515,19 +565,48 @@ mod tests {
     #[test]
     fn troubleshooting_explains_a_node_that_is_too_small() {
         let fit = Fit { allocatable_cpu: 3.9, allocatable_memory_gib: 15.0, other_cpu: 0.0, other_memory_gib: 0.0, replicas: 3, surge: 1, pod_cpu: 1.5, pod_memory_gib: 0.5 };
-        let cause = Cause::Unschedulable("0/6 nodes are available: 1 Insufficient cpu, 5 node(s) didn't match Pod's node affinity/selector.".into());
-        let e = failure(&cause, "web", "acme", "n1", 60, Some(&fit));
+        let check = NodeCheck::Found { cordoned: false, untolerated: vec![], fit };
+        let msg = "0/10 nodes are available: 1 Insufficient cpu, 3 node(s) had untolerated taint(s), 6 node(s) didn't match Pod's node affinity/selector.";
+        let e = failure(&Cause::Unschedulable(msg.into()), "web", "acme", "n1", 60, Some(&check));
         assert_eq!(e.reason, REASON_UNSCHEDULABLE);
-        assert!(e.message.contains("Insufficient cpu"), "the scheduler's own words: {}", e.message);
+        assert!(e.message.ends_with(msg), "the scheduler's own words: {}", e.message);
         assert_eq!(
-            e.troubleshooting[0],
-            "The dedicated node n1 has 3.9 vCPU allocatable (0.0 already requested by other pods); web requests 6.0 vCPU while it moves (3 replicas + 1 surge × 1.50 vCPU): pick a larger node size, or move fewer workloads with a phased plan."
+            e.troubleshooting,
+            vec![
+                "The dedicated node n1 has 3.9 vCPU allocatable (0.0 already requested by other pods); web requests 6.0 vCPU while it moves (3 replicas + 1 surge × 1.50 vCPU): pick a larger node size, or move fewer workloads with a phased plan.".to_string(),
+                "web was restored to its original scheduling and keeps running where it was. After fixing the cause, retry the migration.".to_string(),
+            ],
+            "other tenants' tainted nodes in the message are not the user's problem"
         );
-        assert!(e.troubleshooting.last().unwrap().contains("restored"));
-        let taint = failure(&Cause::Unschedulable("1 node(s) had untolerated taint {x: y}".into()), "web", "acme", "n1", 60, None);
-        assert!(taint.troubleshooting[0].contains("hexabase.ai/dedicated=acme:NoSchedule"));
+    }
+
+    #[test]
+    fn troubleshooting_names_the_target_nodes_own_trouble() {
+        let fit = Fit { allocatable_cpu: 4.0, allocatable_memory_gib: 16.0, other_cpu: 0.0, other_memory_gib: 0.0, replicas: 3, surge: 1, pod_cpu: 0.1, pod_memory_gib: 0.1 };
+        let check = NodeCheck::Found { cordoned: true, untolerated: vec!["example.com/gpu=:NoSchedule".into()], fit };
+        let e = failure(&Cause::Unschedulable("0/3 nodes are available: 1 node(s) had untolerated taint(s)".into()), "web", "acme", "n1", 60, Some(&check));
+        assert!(e.troubleshooting[0].contains("cordoned"));
+        assert!(e.troubleshooting[1].contains("example.com/gpu=:NoSchedule") && e.troubleshooting[1].contains("hexabase.ai/dedicated=acme:NoSchedule"));
+        assert_eq!(e.troubleshooting.len(), 3);
+        let gone = failure(&Cause::Unschedulable("x".into()), "web", "acme", "n1", 60, Some(&NodeCheck::Missing));
+        assert!(gone.troubleshooting[0].contains("no longer exists"));
+        let unknown = failure(&Cause::Unschedulable("something new".into()), "web", "acme", "n1", 60, None);
+        assert!(unknown.troubleshooting[0].contains("kubectl describe node n1"));
         let slow = failure(&Cause::DeadlineExceeded("1 of 3 replicas updated".into()), "web", "acme", "n1", 30, None);
         assert_eq!(slow.reason, REASON_DEADLINE);
         assert!(slow.troubleshooting[0].contains("progressDeadlineSeconds (now 30s)"));
+    }
+
+    #[test]
+    fn taints_are_matched_like_kubernetes_does() {
+        use k8s_openapi::api::core::v1::{Taint, Toleration};
+        let taint = |k: &str, v: &str, e: &str| Taint { key: k.into(), value: Some(v.into()), effect: e.into(), ..Default::default() };
+        let taints = vec![taint("hexabase.ai/dedicated", "acme", "NoSchedule"), taint("example.com/gpu", "yes", "NoExecute"), taint("soft", "x", "PreferNoSchedule")];
+        let ours = Toleration { key: Some("hexabase.ai/dedicated".into()), operator: Some("Equal".into()), value: Some("acme".into()), effect: Some("NoSchedule".into()), ..Default::default() };
+        assert_eq!(untolerated(&taints, std::slice::from_ref(&ours)), vec!["example.com/gpu=yes:NoExecute".to_string()]);
+        let other_ws = Toleration { value: Some("globex".into()), ..ours.clone() };
+        assert_eq!(untolerated(&taints[..1], &[other_ws]).len(), 1);
+        let everything = Toleration { operator: Some("Exists".into()), ..Default::default() };
+        assert!(untolerated(&taints, &[everything]).is_empty());
     }
 }

@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 
 use super::provider::Offering;
 use crate::catalogue::Catalogue;
-use crate::crd::{Alternative, Condition, DedicatedNodeStatus, Phase, ProvisioningError, ProvisioningStep, StepName, StepState};
+use crate::crd::{Alternative, DedicatedNodeStatus, Phase, ProvisioningError, ProvisioningStep, StepName, StepState};
 
 /// Condition recording that the user was told how provisioning ended (so a re-run of the
 /// reconcile after a restart does not tell them twice).
@@ -169,21 +169,7 @@ impl StatusExt for DedicatedNodeStatus {
     }
 
     fn set_condition(&mut self, type_: &str, ok: bool, reason: &str, message: &str, generation: Option<i64>, now: OffsetDateTime) {
-        let status = if ok { "True" } else { "False" };
-        let next = |last_transition_time: String| Condition {
-            type_: type_.to_string(),
-            status: status.to_string(),
-            reason: reason.to_string(),
-            message: message.to_string(),
-            last_transition_time,
-            observed_generation: generation,
-        };
-        match self.conditions.iter_mut().find(|c| c.type_ == type_) {
-            // The transition time moves only when the status does, as Kubernetes expects.
-            Some(c) if c.status == status => *c = next(c.last_transition_time.clone()),
-            Some(c) => *c = next(rfc3339(now)),
-            None => self.conditions.push(next(rfc3339(now))),
-        }
+        crate::crd::set_condition(&mut self.conditions, type_, ok, reason, message, generation, &rfc3339(now));
     }
 }
 
