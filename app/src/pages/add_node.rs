@@ -139,7 +139,7 @@ fn EstimatePanel(e: Estimate, size: RwSignal<String>) -> impl IntoView {
         <div class="space-y-4" data-testid="estimate">
             <div>
                 <p class="text-3xl font-semibold tabular-nums">{format_usd(e.monthly_usd)}<span class="text-base font-normal text-slate-500">" / month"</span></p>
-                <p class="text-xs text-slate-500">{format!("{} per hour × 730 hours, billed while the node exists.", format_usd(e.hourly_usd))}</p>
+                <p class="text-xs text-slate-500">{format!("${:.3} per hour × 730 hours, billed while the node exists.", e.hourly_usd)}</p>
             </div>
             {e.warning.clone().map(|w| {
                 let rec = e.recommended_size.clone();

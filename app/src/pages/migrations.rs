@@ -145,11 +145,12 @@ fn WorkloadTable(workloads: Vec<MigratableWorkload>, selected: RwSignal<Vec<Stri
                         let key_checked = key.clone();
                         let key_toggle = key.clone();
                         let moved = w.on_node.clone();
+                        let disabled = moved.is_some();
                         let label = format!("Migrate {}", key);
                         view! {
                             <tr data-workload=key.clone()>
                                 <td class="py-3 pr-3">
-                                    <input type="checkbox" aria-label=label disabled=moved.is_some()
+                                    <input type="checkbox" aria-label=label disabled=disabled
                                         class="h-4 w-4 rounded border-slate-300 text-indigo-600 focus:ring-indigo-500"
                                         prop:checked=move || selected.get().contains(&key_checked)
                                         on:change=move |ev| {
@@ -158,7 +159,10 @@ fn WorkloadTable(workloads: Vec<MigratableWorkload>, selected: RwSignal<Vec<Stri
                                             selected.update(|s| { s.retain(|x| x != &k); if on { s.push(k); } });
                                         }/>
                                 </td>
-                                <td class="py-3 pr-4"><span class="font-medium">{w.name.clone()}</span><span class="ml-2 text-xs text-slate-500">{w.kind.clone()}</span></td>
+                                <td class="min-w-64 py-3 pr-4">
+                                    <span class="font-medium">{w.name.clone()}</span><span class="ml-2 text-xs text-slate-500">{w.kind.clone()}</span>
+                                    {(moved.is_none()).then(|| w.risks.iter().map(|r| view! { <p class="mt-1 text-xs text-amber-800 dark:text-amber-300">{r.clone()}</p> }).collect_view())}
+                                </td>
                                 <td class="py-3 pr-4 tabular-nums">{w.replicas}</td>
                                 <td class="py-3 pr-4 tabular-nums">{format!("{} vCPU · {} GiB", format_amount(w.cpu), format_amount(w.memory_gib))}</td>
                                 <td class="py-3 pr-4">{if w.has_readiness_probe { "Yes" } else { "No" }}</td>
@@ -167,12 +171,7 @@ fn WorkloadTable(workloads: Vec<MigratableWorkload>, selected: RwSignal<Vec<Stri
                                     {match moved {
                                         Some(n) => view! { <Badge text=format!("On {n}") tone="green"/> }.into_any(),
                                         None if w.risks.is_empty() => view! { <Badge text="Guaranteed" tone="green"/> }.into_any(),
-                                        None => view! {
-                                            <div class="space-y-1">
-                                                <Badge text="At risk" tone="amber"/>
-                                                {w.risks.iter().map(|r| view! { <p class="text-xs text-amber-800 dark:text-amber-300">{r.clone()}</p> }).collect_view()}
-                                            </div>
-                                        }.into_any(),
+                                        None => view! { <Badge text="At risk" tone="amber"/> }.into_any(),
                                     }}
                                 </td>
                             </tr>

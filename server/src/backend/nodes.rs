@@ -120,7 +120,11 @@ impl DashboardBackend {
     async fn need(&self, ws: &str) -> Option<WorkloadNeed> {
         let client = self.kube.as_ref()?;
         match workloads::list_workloads(client, ws).await {
-            Ok(list) => Some(workloads::need_of(&list)),
+            // Only what still runs on the shared pool needs room on a new node.
+            Ok(mut list) => {
+                list.retain(|w| !w.on_dedicated_node());
+                Some(workloads::need_of(&list))
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read workloads for the fit check");
                 None

@@ -60,6 +60,11 @@ impl Workload {
         out
     }
 
+    /// Its pods are pinned to one dedicated node (a migration moved it there).
+    pub fn on_dedicated_node(&self) -> bool {
+        self.node_selector.contains_key("kubernetes.io/hostname")
+    }
+
     /// Its pods are pinned to the given dedicated node already.
     pub fn runs_on(&self, node: &str) -> bool {
         self.node_selector.get("kubernetes.io/hostname").is_some_and(|n| n == node)
