@@ -6,11 +6,36 @@ mod support;
 use reqwest::StatusCode;
 use support::{backends, TestServer};
 
+type Form = &'static [(&'static str, &'static str)];
+
 /// Every server function that works on a workspace, with the form fields it needs besides
 /// `workspace`. A new one must be added here (the isolation tests below iterate over it).
-const WORKSPACE_FUNCTIONS: &[&str] = &["load_node_overview", "notifications", "mark_notifications_read"];
-/// Every server function: without a session each must answer 401.
-const ALL_FUNCTIONS: &[&str] = &["my_workspaces", "sign_out", "load_node_overview", "notifications", "mark_notifications_read"];
+const WORKSPACE_FUNCTIONS: &[(&str, Form)] = &[
+    ("load_node_overview", &[]),
+    ("notifications", &[]),
+    ("mark_notifications_read", &[]),
+    ("load_wizard", &[]),
+    ("estimate_size", &[("size", "d4.xlarge")]),
+    ("start_provisioning", &[("size", "d4.xlarge"), ("region", "ap-northeast-1")]),
+    ("load_node_progress", &[("name", "globex-prod-000000")]),
+    ("delete_dedicated_node", &[("name", "globex-prod-000000")]),
+    ("load_migration_screen", &[]),
+    ("plan_migration", &[("node", "globex-prod-000000"), ("workloads", "Deployment/web")]),
+    ("start_migration", &[("node", "globex-prod-000000"), ("workloads", "Deployment/web")]),
+    ("load_migration_progress", &[("name", "mig-00000000")]),
+    ("control_migration", &[("name", "mig-00000000"), ("action", "resume")]),
+];
+
+/// Every server function but sign-in: without a session each must answer 401.
+fn all_functions() -> impl Iterator<Item = (&'static str, Form)> {
+    [("my_workspaces", &[] as Form), ("sign_out", &[])].into_iter().chain(WORKSPACE_FUNCTIONS.iter().copied())
+}
+
+fn with_workspace<'a>(ws: &'a str, form: Form) -> Vec<(&'a str, &'a str)> {
+    let mut v = vec![("workspace", ws)];
+    v.extend_from_slice(form);
+    v
+}
 
 async fn text(r: reqwest::Response) -> (StatusCode, String) {
     let s = r.status();
@@ -67,8 +92,8 @@ async fn signed_out_page_visits_go_to_sign_in_and_api_calls_get_401() {
     assert!(r.status().is_redirection(), "{}", r.status());
     assert_eq!(r.headers()["location"], "/login?next=/w/acme-production/nodes");
 
-    for f in ALL_FUNCTIONS {
-        let (status, body) = text(srv.call(&http, f, &[("workspace", "acme-production")]).await).await;
+    for (f, form) in all_functions() {
+        let (status, body) = text(srv.call(&http, f, &with_workspace("acme-production", form)).await).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{f} without a session");
         assert!(body.contains("Please sign in"), "{f}: {body}");
     }
@@ -91,9 +116,9 @@ async fn a_foreign_workspace_is_not_found_through_every_server_function_and_noth
         store.notify(&globex_id, "Globex secret", "only for globex", None).await.unwrap();
 
         let http = srv.demo_client().await;
-        for f in WORKSPACE_FUNCTIONS {
+        for (f, form) in WORKSPACE_FUNCTIONS {
             for ws in ["globex-prod", "does-not-exist"] {
-                let (status, body) = text(srv.call(&http, f, &[("workspace", ws)]).await).await;
+                let (status, body) = text(srv.call(&http, f, &with_workspace(ws, form)).await).await;
                 assert_eq!(status, StatusCode::NOT_FOUND, "{kind:?} {f}({ws})");
                 assert!(body.contains(&format!("No workspace \\\"{ws}\\\" among yours.")), "{f}: {body}");
                 assert!(!body.contains("Globex secret"));
@@ -191,5 +216,46 @@ async fn health_readiness_and_metrics_answer() {
     assert!(metrics.contains("hexabase_http_requests_total"), "{metrics}");
     let css = http.get(format!("{}/site.css", srv.base)).send().await.unwrap().text().await.unwrap();
     assert!(css.contains(".bg-indigo-600"), "the stylesheet carries the app's utility classes");
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn provisioning_checks_the_plan_and_the_catalogue_and_changes_nothing_when_refused() {
+    for kind in backends() {
+        let srv = TestServer::start(kind).await;
+        let http = srv.demo_client().await;
+        let cases: &[(&str, Form, StatusCode, &str)] = &[
+            ("acme-sandbox", &[("size", "d4.xlarge"), ("region", "ap-northeast-1")], StatusCode::FORBIDDEN, "Dedicated nodes are part of the Pro plan"),
+            ("acme-production", &[("size", "d9.huge"), ("region", "ap-northeast-1")], StatusCode::UNPROCESSABLE_ENTITY, "Unknown node size \\\"d9.huge\\\""),
+            ("acme-production", &[("size", "d4.xlarge"), ("region", "mars-1")], StatusCode::UNPROCESSABLE_ENTITY, "Unknown region \\\"mars-1\\\""),
+            ("acme-production", &[("size", ""), ("region", "ap-northeast-1")], StatusCode::UNPROCESSABLE_ENTITY, "Unknown node size"),
+        ];
+        for (ws, form, status, message) in cases {
+            let (got, body) = text(srv.call(&http, "start_provisioning", &with_workspace(ws, form)).await).await;
+            assert_eq!(got, *status, "{kind:?} {ws} {form:?}: {body}");
+            assert!(body.contains(message), "{form:?}: {body}");
+        }
+        let (got, body) = text(srv.call(&http, "load_wizard", &[("workspace", "acme-sandbox")]).await).await;
+        assert_eq!(got, StatusCode::FORBIDDEN, "the Hobby wizard says why: {body}");
+        let (got, _) = text(srv.call(&http, "estimate_size", &[("workspace", "acme-production"), ("size", "d9.huge")]).await).await;
+        assert_eq!(got, StatusCode::UNPROCESSABLE_ENTITY);
+
+        let audit = srv.store().await.audit_entries(None).await.unwrap();
+        assert!(!audit.iter().any(|e| e.action == "provision-dedicated-node"), "{kind:?}: a refused request provisions nothing");
+        srv.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn migration_requests_name_real_nodes_and_workloads() {
+    let srv = TestServer::start(backends()[0]).await;
+    let http = srv.demo_client().await;
+    let (got, body) = text(srv.call(&http, "plan_migration", &[("workspace", "acme-production"), ("node", "shared-pool-1"), ("workloads", "Deployment/web")]).await).await;
+    assert_eq!(got, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(body.contains("is not a Ready dedicated node of acme-production"), "{body}");
+    let (got, body) = text(srv.call(&http, "control_migration", &[("workspace", "acme-production"), ("name", "mig-nope"), ("action", "resume")]).await).await;
+    assert_eq!(got, StatusCode::NOT_FOUND, "{body}");
+    let (got, body) = text(srv.call(&http, "start_migration", &[("workspace", "acme-sandbox"), ("node", "x"), ("workloads", "Deployment/preview")]).await).await;
+    assert_eq!(got, StatusCode::FORBIDDEN, "{body}");
     srv.stop().await;
 }

@@ -19,10 +19,11 @@ use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
 use serde_json::{json, Value};
 use server::crd::{MigrationState, WorkloadMigration, WorkloadState};
-use server::migration::latency::{MetricsError, MetricsSource};
+use server::migration::latency::{MetricsError, MetricsSource, PrometheusSource, DEFAULT_QUERY_TEMPLATE};
 use server::migration::{self, patch, Config, Context, FINALIZER, SCOPE_LABEL};
 use server::store::Store;
 use support::cluster::{self, Cleanup};
+use support::prometheus::{expected_p95_ms, PromHarness};
 
 const WAIT: Duration = Duration::from_secs(90);
 const REPLICAS: i32 = 3;
@@ -594,6 +595,50 @@ async fn the_latency_guard_pauses_before_the_next_workload_and_the_user_resumes(
     let wm = w.wait_phase(&name, MigrationState::Succeeded).await;
     let status = wm.status.unwrap();
     assert_eq!(status.latency_guard.unwrap().breaches, 0, "resuming resets the count");
+    w.wait_all_pods_on("api", &w.dedicated).await;
+}
+
+/// The same guard end to end with a real Prometheus scraping an exporter whose latency the test
+/// controls (a 5 s rate window so the rise shows within seconds).
+#[tokio::test]
+async fn a_latency_rise_seen_by_prometheus_pauses_the_migration_and_resume_finishes_it() {
+    let prom = PromHarness::start().await;
+    let mut w = World::new("4").await;
+    w.deployment("web", "100m").await;
+    w.deployment("api", "100m").await;
+    prom.set_latency_ms(&w.ns, "web", 100.0);
+    let template = DEFAULT_QUERY_TEMPLATE.replace("[1m]", "[5s]");
+    let source = Arc::new(PrometheusSource::new(&prom.url, Some(&template)));
+    let read = |source: Arc<PrometheusSource>, ns: String| async move { source.p95_latency_ms(&ns, "web").await.ok().flatten() };
+    let deadline = Instant::now() + WAIT;
+    while read(source.clone(), w.ns.clone()).await.is_none() {
+        assert!(Instant::now() < deadline, "Prometheus never had the exporter's latency");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    w.start_with(Some(source.clone()));
+    let guard = json!({ "marginPercent": 50.0, "consecutiveIntervals": 2, "intervalSeconds": 1 });
+    let name = w.migrate(&[&["web"], &["api"]], json!({ "approvedPhases": 1, "latencyGuard": guard })).await;
+    let wm = w.wait_phase(&name, MigrationState::WaitingForApproval).await;
+    let baseline = wm.status.unwrap().baseline_latency_ms.expect("a baseline from Prometheus");
+    assert!((baseline - expected_p95_ms(100.0)).abs() < 5.0, "baseline {baseline}");
+
+    prom.set_latency_ms(&w.ns, "web", 300.0);
+    cluster::wait_until(&w.migrations(), &name, WAIT, "guard trips on the Prometheus reading", |wm: &WorkloadMigration| wm.spec.paused).await;
+    w.spec_patch(&name, json!({ "approvedPhases": 2 })).await;
+    let status = w.wait_phase(&name, MigrationState::Paused).await.status.unwrap();
+    assert!(status.pause_reason.as_deref().is_some_and(|r| r.contains("above the")), "{:?}", status.pause_reason);
+    assert!(status.current_latency_ms.unwrap() > baseline * 1.5, "{:?}", status.current_latency_ms);
+    assert_eq!(status.workloads[1].state, WorkloadState::Pending, "nothing moves while paused");
+
+    // Latency recovers; the user resumes and the migration finishes.
+    prom.set_latency_ms(&w.ns, "web", 100.0);
+    let deadline = Instant::now() + WAIT;
+    while read(source.clone(), w.ns.clone()).await.is_none_or(|ms| ms > baseline * 1.2) {
+        assert!(Instant::now() < deadline, "latency never recovered in Prometheus");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    w.spec_patch(&name, json!({ "paused": false })).await;
+    w.wait_phase(&name, MigrationState::Succeeded).await;
     w.wait_all_pods_on("api", &w.dedicated).await;
 }
 
