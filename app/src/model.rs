@@ -383,6 +383,7 @@ pub struct MigrationPlan {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WorkloadProgress {
     pub key: String,
+    /// 1 for the first phase.
     pub phase_index: u32,
     /// "Pending", "Moving", "Moved", "RollingBack", "RolledBack" or "Failed".
     pub state: String,

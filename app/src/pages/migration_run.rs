@@ -154,7 +154,7 @@ fn WorkloadRow(w: WorkloadProgress) -> impl IntoView {
     view! {
         <li data-workload=w.key.clone() data-state=w.state.clone()>
             <div class="flex items-center justify-between text-sm">
-                <span class="font-medium">{w.key.clone()}<span class="ml-2 text-xs text-slate-500">{format!("phase {}", w.phase_index + 1)}</span></span>
+                <span class="font-medium">{w.key.clone()}<span class="ml-2 text-xs text-slate-500">{format!("phase {}", w.phase_index)}</span></span>
                 <Badge text=w.state.clone() tone=tone(match w.state.as_str() { "Moved" => "Succeeded", "RolledBack" | "Failed" => "Failed", _ => "" })/>
             </div>
             <div class="mt-2 h-2 w-full overflow-hidden rounded-full bg-slate-100 dark:bg-slate-800" role="progressbar" aria-label=format!("{} progress", w.key) aria-valuenow=pct.to_string() aria-valuemin="0" aria-valuemax="100">

@@ -41,7 +41,7 @@ pub fn progress(m: &WorkloadMigration) -> MigrationProgress {
             .flat_map(|(i, p)| {
                 p.workloads.iter().map(move |w| WorkloadProgress {
                     key: format!("{}/{}", kind_word(w.kind), w.name),
-                    phase_index: i as u32,
+                    phase_index: i as u32 + 1,
                     state: "Pending".into(),
                     desired: 0,
                     updated: 0,

@@ -12,8 +12,8 @@ use std::time::Duration;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 
-/// A client with short timeouts: a cluster that is down must give the user a clear message
-/// within seconds, not hang a page.
+/// A client with a short connect timeout: a cluster that is down must give the user a clear
+/// message within seconds, not hang a page.
 pub async fn connect(kubeconfig: Option<&Path>) -> Result<Client, kube::Error> {
     let mut config = match kubeconfig {
         Some(path) => {
@@ -23,7 +23,8 @@ pub async fn connect(kubeconfig: Option<&Path>) -> Result<Client, kube::Error> {
         None => Config::infer().await.map_err(kube::Error::InferConfig)?,
     };
     config.connect_timeout = Some(Duration::from_secs(3));
-    config.read_timeout = Some(Duration::from_secs(15));
+    // The read timeout stays kube's default (295 s): watches are long polls, and a shorter one
+    // would cut every idle watch. A hung apiserver is bounded by the HTTP request timeout.
     // kube's default layer retries 429/503 up to 15 times honouring Retry-After (minutes in
     // all): a page would hang and an eviction refused by a budget would look like a stall.
     // Controllers requeue on their own; the dashboard answers at once.
