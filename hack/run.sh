@@ -15,6 +15,7 @@ if [ -z "${KUBECONFIG:-}" ]; then
 else
   step "using the cluster of KUBECONFIG=$KUBECONFIG"
 fi
+bash hack/crds.sh
 bash hack/build.sh
 
 mkdir -p "$HEXA_CACHE/data"

@@ -26,6 +26,7 @@ bash hack/cluster/up.sh
 bash hack/cluster/seed.sh
 . "$cluster_dir/env"
 export KUBECONFIG
+bash hack/crds.sh
 
 step "starting a throwaway PostgreSQL"
 TEST_POSTGRES_URL="$(bash hack/postgres.sh start | tail -n1)"

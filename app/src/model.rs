@@ -415,6 +415,24 @@ pub struct MigrationProgress {
     pub error_message: Option<String>,
     pub troubleshooting: Vec<String>,
     pub resume_at: Option<String>,
+    /// Before/after numbers, once the migration succeeded (step 16).
+    pub report: Option<ImprovementReport>,
+}
+
+/// What the move changed, in the workspace's own numbers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImprovementReport {
+    /// Before: the workspace's shared-pool CPU quota and how many tenants share those nodes.
+    pub quota_cpu: f64,
+    pub neighbour_workspaces: u32,
+    /// After: what the dedicated node guarantees, and what is requested on it now.
+    pub node_cpu: f64,
+    pub node_memory_gib: f64,
+    pub requested_cpu: f64,
+    pub requested_memory_gib: f64,
+    /// The namespace's pods on the dedicated node and elsewhere (the shared pool).
+    pub pods_on_node: u32,
+    pub pods_on_shared_pool: u32,
 }
 
 impl MigrationProgress {

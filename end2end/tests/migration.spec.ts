@@ -24,6 +24,11 @@ test('the whole use case: dedicated node, Migrate to Dedicated Node, zero downti
   const report = page.getByTestId('completion-report');
   await expect(report).toContainText('Zero downtime');
   await expect(report).toContainText('Deployment/web: lowest available 3 of 3 desired');
+  // Step 16: the improvement in the workspace's own numbers.
+  const improvement = page.getByTestId('improvement');
+  await expect(improvement).toContainText('a share of a 8 vCPU quota');
+  await expect(improvement).toContainText(`guaranteed on ${node}`);
+  await expect(improvement).toContainText('3 on the dedicated node');
 
   // Step 17: the node now carries the app's requests.
   await page.getByRole('link', { name: 'See the node in Node Management' }).click();

@@ -194,7 +194,16 @@ fn CompletionReport(m: MigrationProgress) -> impl IntoView {
                     }).collect_view()}
                 </ul>
                 {m.baseline_latency_ms.map(|b| view! { <p class="tabular-nums">{format!("p95 latency: {} ms before, {} ms now", format_amount(b), m.current_latency_ms.map(format_amount).unwrap_or_else(|| "–".into()))}</p> })}
-                <p>{format!("All pods run on {}, with guaranteed CPU and memory and no other tenant's pods beside them.", m.node)}</p>
+                {match m.report.clone() {
+                    Some(r) => view! {
+                        <dl class="grid grid-cols-2 gap-3 rounded-lg bg-slate-50 p-3 dark:bg-slate-800" data-testid="improvement">
+                            <div><dt class="text-xs text-slate-500">"Before"</dt><dd class="tabular-nums">{format!("a share of a {} vCPU quota on nodes shared with {} other workspace(s)", format_amount(r.quota_cpu), r.neighbour_workspaces)}</dd></div>
+                            <div><dt class="text-xs text-slate-500">"After"</dt><dd class="tabular-nums">{format!("{} vCPU and {} GiB guaranteed on {}, {} vCPU requested", format_amount(r.node_cpu), format_amount(r.node_memory_gib), m.node, format_amount(r.requested_cpu))}</dd></div>
+                            <div class="col-span-2"><dt class="text-xs text-slate-500">"Pods"</dt><dd class="tabular-nums">{format!("{} on the dedicated node, {} still on the shared pool", r.pods_on_node, r.pods_on_shared_pool)}</dd></div>
+                        </dl>
+                    }.into_any(),
+                    None => view! { <p>{format!("All pods of the moved workloads run on {}.", m.node)}</p> }.into_any(),
+                }}
                 <a class=BUTTON_SECONDARY href=format!("/w/{}/nodes", m.workspace)>"See the node in Node Management"</a>
             </div>
         </Card>
@@ -259,10 +268,15 @@ fn follow(state: RwSignal<MigrationProgress>) {
             let Some(text) = msg.data().as_string() else { continue };
             let Ok(update) = serde_json::from_str::<MigrationProgress>(&text) else { continue };
             let settled = update.is_settled();
+            let (ws, name) = (update.workspace.clone(), update.name.clone());
             if state.try_set(update).is_some() {
                 break;
             }
             if settled {
+                // The settled state's report (before/after numbers) is computed on request.
+                if let Ok(full) = load_migration_progress(ws, name).await {
+                    let _ = state.try_set(full);
+                }
                 if let Some(e) = epoch {
                     e.0.update(|v| *v += 1);
                 }

@@ -3,10 +3,12 @@
 
 use app::error::AppError;
 use app::model::*;
-use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
 
 use super::{cluster_error, internal, DashboardBackend};
-use crate::cluster::labels;
+use crate::cluster::quantity::GIB;
+use crate::cluster::{labels, usage};
 use crate::cluster::workloads::{self, Workload};
 use crate::crd::{LatencyGuardSpec, MigrationPhase, MigrationState, WorkloadKind, WorkloadMigration, WorkloadMigrationSpec, WorkloadRef};
 use crate::planning;
@@ -85,6 +87,7 @@ pub fn progress(m: &WorkloadMigration) -> MigrationProgress {
         error_message: status.error.as_ref().map(|e| e.message.clone()),
         troubleshooting: status.error.as_ref().map(|e| e.troubleshooting.clone()).unwrap_or_default(),
         resume_at: m.spec.resume_at.clone(),
+        report: None,
     }
 }
 
@@ -105,6 +108,30 @@ pub fn parse_resume_at(at: &str) -> Result<String, AppError> {
 }
 
 impl DashboardBackend {
+    /// Before/after numbers for a finished migration: quota share vs guaranteed node resources,
+    /// and where the namespace's pods run now.
+    pub(super) async fn improvement(&self, ws: &str, p: &MigrationProgress) -> Result<ImprovementReport, AppError> {
+        let client = self.require_kube()?;
+        let unavailable = |e| AppError::ClusterUnavailable(cluster_error(e));
+        let pool = usage::shared_pool_usage(client, ws).await.map_err(unavailable)?;
+        let (cpu, mem) = usage::node_allocation(client, &p.node).await.map_err(unavailable)?;
+        let pods = Api::<Pod>::namespaced(client.clone(), &p.namespace).list(&ListParams::default()).await.map_err(unavailable)?;
+        let running = pods.items.iter().filter(|pod| pod.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"));
+        let (on_node, elsewhere) = running.fold((0u32, 0u32), |(on, off), pod| {
+            if pod.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(p.node.as_str()) { (on + 1, off) } else { (on, off + 1) }
+        });
+        Ok(ImprovementReport {
+            quota_cpu: pool.cpu.hard,
+            neighbour_workspaces: pool.neighbour_workspaces,
+            node_cpu: cpu.hard,
+            node_memory_gib: mem.hard / GIB,
+            requested_cpu: cpu.used,
+            requested_memory_gib: mem.used / GIB,
+            pods_on_node: on_node,
+            pods_on_shared_pool: elsewhere,
+        })
+    }
+
     async fn audit_migration(&self, user: &SessionUser, ws: &str, action: &str, target: &str, detail: Option<String>) -> Result<(), AppError> {
         let workspace_id = self.store.workspace_id(ws).await.map_err(internal)?;
         self.store

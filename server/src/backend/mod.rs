@@ -179,7 +179,11 @@ impl Backend for DashboardBackend {
 
     async fn migration_progress(&self, user: &SessionUser, workspace: &str, name: &str) -> Result<MigrationProgress, AppError> {
         let (_, ws) = self.membership(user, workspace).await?;
-        Ok(migration_runs::progress(&self.workspace_migration(&ws.slug, name).await?))
+        let mut progress = migration_runs::progress(&self.workspace_migration(&ws.slug, name).await?);
+        if progress.phase == "Succeeded" {
+            progress.report = self.improvement(&ws.slug, &progress).await.ok();
+        }
+        Ok(progress)
     }
 
     async fn control_migration(&self, user: &SessionUser, workspace: &str, name: &str, action: &str, at: Option<&str>) -> Result<(), AppError> {
