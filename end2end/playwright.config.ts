@@ -3,6 +3,8 @@ import { defineConfig } from '@playwright/test';
 // Debian's Chromium, never a downloaded browser. The flags keep it off the network
 // (this machine has none) and working as root.
 export default defineConfig({
+  // Files run in the use case's order (sign in, provision, migrate) on one shared cluster:
+  // the wizard's fit check counts what still runs on the shared pool, which migration changes.
   testDir: './tests',
   timeout: 60_000,
   expect: { timeout: 15_000 },
