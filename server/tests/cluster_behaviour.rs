@@ -16,28 +16,10 @@ use support::cluster::{self, Cleanup};
 const WAIT: Duration = Duration::from_secs(60);
 
 fn fake_node(name: &str, cpu: &str, memory: &str, taint: Option<&str>) -> Node {
-    serde_json::from_value(json!({
-        "apiVersion": "v1",
-        "kind": "Node",
-        "metadata": {
-            "name": name,
-            "annotations": { "kwok.x-k8s.io/node": "fake" },
-            "labels": { "type": "kwok", "kubernetes.io/hostname": name, "hexabase.ai/test-node": name }
-        },
-        "spec": {
-            "taints": taint.map(|t| vec![json!({ "key": t, "value": "test", "effect": "NoSchedule" })]).unwrap_or_default()
-        },
-        "status": {
-            "capacity": { "cpu": cpu, "memory": memory, "pods": "110" },
-            "allocatable": { "cpu": cpu, "memory": memory, "pods": "110" }
-        }
-    }))
-    .unwrap()
+    cluster::kwok_node(name, cpu, memory, json!({ "hexabase.ai/test-node": name }), taint.map(|t| (t, "test")))
 }
 
-fn node_ready(n: &Node) -> bool {
-    n.status.as_ref().and_then(|s| s.conditions.as_ref()).is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-}
+use cluster::node_ready;
 
 fn available(replicas: i32) -> impl Fn(&Deployment) -> bool {
     move |d| d.status.as_ref().and_then(|s| s.available_replicas) == Some(replicas)

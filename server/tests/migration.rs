@@ -43,25 +43,10 @@ struct World {
 }
 
 fn fake_node(name: &str, cpu: &str, labels: Value, taint: Option<(&str, &str)>) -> Node {
-    let mut labels = labels;
-    labels["type"] = json!("kwok");
-    labels["kubernetes.io/hostname"] = json!(name);
-    serde_json::from_value(json!({
-        "apiVersion": "v1",
-        "kind": "Node",
-        "metadata": { "name": name, "annotations": { "kwok.x-k8s.io/node": "fake" }, "labels": labels },
-        "spec": { "taints": taint.map(|(k, v)| vec![json!({ "key": k, "value": v, "effect": "NoSchedule" })]).unwrap_or_default() },
-        "status": {
-            "capacity": { "cpu": cpu, "memory": "16Gi", "pods": "110" },
-            "allocatable": { "cpu": cpu, "memory": "16Gi", "pods": "110" }
-        }
-    }))
-    .unwrap()
+    cluster::kwok_node(name, cpu, "16Gi", labels, taint)
 }
 
-fn node_ready(n: &Node) -> bool {
-    n.status.as_ref().and_then(|s| s.conditions.as_ref()).is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-}
+use cluster::node_ready;
 
 fn pod_ready(p: &Pod) -> bool {
     p.metadata.deletion_timestamp.is_none()

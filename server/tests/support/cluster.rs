@@ -93,3 +93,26 @@ where
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
 }
+
+/// A Node that KWOK manages (annotation `kwok.x-k8s.io/node=fake`), with the given capacity
+/// (also its allocatable), extra labels and an optional `NoSchedule` taint `key=value`.
+pub fn kwok_node(name: &str, cpu: &str, memory: &str, labels: serde_json::Value, taint: Option<(&str, &str)>) -> Node {
+    let mut labels = labels;
+    labels["type"] = serde_json::json!("kwok");
+    labels["kubernetes.io/hostname"] = serde_json::json!(name);
+    serde_json::from_value(serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": { "name": name, "annotations": { "kwok.x-k8s.io/node": "fake" }, "labels": labels },
+        "spec": { "taints": taint.map(|(k, v)| vec![serde_json::json!({ "key": k, "value": v, "effect": "NoSchedule" })]).unwrap_or_default() },
+        "status": {
+            "capacity": { "cpu": cpu, "memory": memory, "pods": "110" },
+            "allocatable": { "cpu": cpu, "memory": memory, "pods": "110" }
+        }
+    }))
+    .expect("a valid Node")
+}
+
+pub fn node_ready(n: &Node) -> bool {
+    n.status.as_ref().and_then(|s| s.conditions.as_ref()).is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
