@@ -10,3 +10,11 @@ kubectl="${KUBECTL:-$(ls "$HEXA_CACHE"/k8s/*/bin/kubectl 2>/dev/null | sort -V |
 step "installing the custom resources (deploy/crds)"
 "$kubectl" apply --server-side --force-conflicts -f "$here/../deploy/crds/" >/dev/null
 "$kubectl" wait --for=condition=Established --timeout=60s -f "$here/../deploy/crds/" >/dev/null
+# Established is not yet served: the apiserver answers 429 "storage is (re)initializing" for a
+# moment after. Wait until both resources list.
+for _ in $(seq 1 60); do
+  "$kubectl" get dedicatednodes.hexabase.ai,workloadmigrations.hexabase.ai -A >/dev/null 2>&1 && exit 0
+  sleep 0.5
+done
+echo "custom resources installed but not served after 30 s" >&2
+exit 1
