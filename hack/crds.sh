@@ -7,8 +7,8 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 . "$here/env.sh"
 kubectl="${KUBECTL:-$(ls "$HEXA_CACHE"/k8s/*/bin/kubectl 2>/dev/null | sort -V | tail -n1)}"
-step "installing the custom resources (deploy/crds)"
-"$kubectl" apply --server-side --force-conflicts -f "$here/../deploy/crds/" >/dev/null
+step "installing the custom resources (deploy/crds) and the platform's objects (deploy/platform)"
+"$kubectl" apply --server-side --force-conflicts -f "$here/../deploy/crds/" -f "$here/../deploy/platform/" >/dev/null
 "$kubectl" wait --for=condition=Established --timeout=60s -f "$here/../deploy/crds/" >/dev/null
 # Established is not yet served: the apiserver answers 429 "storage is (re)initializing" for a
 # moment after. Wait until both resources list.

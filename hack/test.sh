@@ -9,6 +9,12 @@ root="$PWD"
 
 bash hack/tools.sh
 
+# Style first: a formatting slip or a lint fails in a minute, not after the cluster tests.
+step "cargo fmt --check, cargo clippy -D warnings (server and app, then the wasm frontend)"
+cargo fmt --all --check
+cargo clippy --workspace --exclude frontend --all-targets -- -D warnings
+cargo clippy -p frontend --target wasm32-unknown-unknown -- -D warnings
+
 # The tests get their own cluster, started from empty state and stopped at the end, so that
 # nothing a developer (or an earlier run) left in the run command's cluster changes a result.
 export HEXA_CLUSTER_DIR="${HEXA_TEST_CLUSTER_DIR:-$HEXA_CACHE/cluster-test}"

@@ -33,21 +33,32 @@ pub trait Backend: Send + Sync + 'static {
     /// Price, fit and expected improvement of one size for the workspace.
     async fn estimate(&self, user: &SessionUser, workspace: &str, size: &str) -> Result<Estimate, AppError>;
     /// Requests a dedicated node; returns its name. `replaces` names a Failed node of the same
-    /// workspace that this retry supersedes (it is removed, so nothing is left behind).
+    /// workspace that this retry supersedes: the new order is created first, then the failed
+    /// one removed, so a refused create leaves the failed order (and its alternatives) in place.
     async fn start_provisioning(&self, user: &SessionUser, workspace: &str, size: &str, region: &str, replaces: Option<&str>) -> Result<String, AppError>;
     async fn node_progress(&self, user: &SessionUser, workspace: &str, name: &str) -> Result<NodeProgress, AppError>;
-    /// Removes a dedicated node no workload uses (its Node and capacity reservation go with it).
+    /// Removes a dedicated node no workload uses (its Node and capacity reservation go with it),
+    /// or dismisses a failed request.
     async fn delete_dedicated_node(&self, user: &SessionUser, workspace: &str, name: &str) -> Result<(), AppError>;
     /// The Workload Migration screen: Ready dedicated nodes and the workspace's workloads.
     async fn migration_screen(&self, user: &SessionUser, workspace: &str) -> Result<MigrationScreen, AppError>;
-    /// Fit check, phases and dry run of moving `workloads` ("Deployment/web", ...) to `node`.
-    async fn plan_migration(&self, user: &SessionUser, workspace: &str, node: &str, workloads: &[String]) -> Result<MigrationPlan, AppError>;
-    /// Starts a migration (or saves a phased plan and runs its first phase); returns its name.
-    /// `latency_margin_percent` turns the latency guard on.
-    async fn start_migration(&self, user: &SessionUser, workspace: &str, node: &str, workloads: &[String], phased: bool, latency_margin_percent: Option<f64>) -> Result<String, AppError>;
-    async fn migration_progress(&self, user: &SessionUser, workspace: &str, name: &str) -> Result<MigrationProgress, AppError>;
-    /// "resume", "resume_at" (with `at`), "approve_next" or "retry".
-    async fn control_migration(&self, user: &SessionUser, workspace: &str, name: &str, action: &str, at: Option<&str>) -> Result<(), AppError>;
+    /// Fit check, phases and dry run of moving `workloads` to `node`.
+    async fn plan_migration(&self, user: &SessionUser, workspace: &str, node: &str, workloads: &[WorkloadKey]) -> Result<MigrationPlan, AppError>;
+    /// Starts a migration (or saves a phased plan and runs its first phase); returns where it
+    /// lives: (namespace, name). `latency_margin_percent` turns the latency guard on.
+    async fn start_migration(
+        &self,
+        user: &SessionUser,
+        workspace: &str,
+        node: &str,
+        workloads: &[WorkloadKey],
+        phased: bool,
+        latency_margin_percent: Option<f64>,
+    ) -> Result<(String, String), AppError>;
+    async fn migration_progress(&self, user: &SessionUser, workspace: &str, namespace: &str, name: &str) -> Result<MigrationProgress, AppError>;
+    /// Steers a migration (see [`MigrationControl`]); a request whose target is already done,
+    /// or that races another change, is refused with `Conflict`.
+    async fn control_migration(&self, user: &SessionUser, workspace: &str, namespace: &str, name: &str, control: &MigrationControl) -> Result<(), AppError>;
     /// Whether session cookies must carry `Secure` (the site is served over HTTPS).
     fn secure_cookies(&self) -> bool;
 }

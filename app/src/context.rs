@@ -7,8 +7,7 @@ use crate::error::AppError;
 use crate::model::SessionUser;
 
 fn request_parts() -> Result<http::request::Parts, AppError> {
-    use_context::<http::request::Parts>()
-        .ok_or_else(|| AppError::Internal("no request in context".into()))
+    use_context::<http::request::Parts>().ok_or_else(|| AppError::Internal("no request in context".into()))
 }
 
 pub fn backend() -> Result<SharedBackend, AppError> {
@@ -18,11 +17,7 @@ pub fn backend() -> Result<SharedBackend, AppError> {
 /// The signed-in user of this request, or `Unauthenticated`. Every server function calls this
 /// first. The server's session middleware resolved the cookie and put the user in the request.
 pub fn current_user() -> Result<SessionUser, AppError> {
-    request_parts()?
-        .extensions
-        .get::<SessionUser>()
-        .cloned()
-        .ok_or(AppError::Unauthenticated)
+    request_parts()?.extensions.get::<SessionUser>().cloned().ok_or(AppError::Unauthenticated)
 }
 
 pub fn session_token() -> Option<String> {
@@ -30,10 +25,7 @@ pub fn session_token() -> Option<String> {
 }
 
 pub fn client_addr() -> String {
-    request_parts()
-        .ok()
-        .and_then(|p| p.extensions.get::<ClientAddr>().map(|a| a.0.clone()))
-        .unwrap_or_else(|| "unknown".into())
+    request_parts().ok().and_then(|p| p.extensions.get::<ClientAddr>().map(|a| a.0.clone())).unwrap_or_else(|| "unknown".into())
 }
 
 pub fn set_cookie(value: String) {

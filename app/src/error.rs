@@ -100,9 +100,7 @@ impl FromServerFnError for AppError {
     fn from_server_fn_error(value: ServerFnErrorErr) -> Self {
         match value {
             // Malformed or missing arguments are the caller's mistake, not ours.
-            ServerFnErrorErr::Args(m) | ServerFnErrorErr::MissingArg(m) => {
-                AppError::Invalid(format!("The request was malformed: {m}"))
-            }
+            ServerFnErrorErr::Args(m) | ServerFnErrorErr::MissingArg(m) => AppError::Invalid(format!("The request was malformed: {m}")),
             // On the server, failing to deserialize means the request's arguments were bad.
             #[cfg(feature = "ssr")]
             ServerFnErrorErr::Deserialization(m) => AppError::Invalid(format!("The request was malformed: {m}")),

@@ -19,10 +19,10 @@ use leptos_router::path;
 
 use pages::add_node::AddDedicatedNodePage;
 use pages::layout::WorkspaceLayout;
-use pages::node_progress::NodeProgressPage;
 use pages::login::LoginPage;
 use pages::migration_run::MigrationProgressPage;
 use pages::migrations::WorkloadMigrationPage;
+use pages::node_progress::NodeProgressPage;
 use pages::nodes::NodeManagementPage;
 use pages::{HomeRedirect, NotFound};
 
@@ -65,7 +65,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("nodes/new") view=AddDedicatedNodePage/>
                     <Route path=path!("nodes/:name") view=NodeProgressPage/>
                     <Route path=path!("migrations") view=WorkloadMigrationPage/>
-                    <Route path=path!("migrations/:name") view=MigrationProgressPage/>
+                    <Route path=path!("migrations/:namespace/:name") view=MigrationProgressPage/>
                 </ParentRoute>
             </Routes>
         </Router>

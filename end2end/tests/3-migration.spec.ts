@@ -1,6 +1,7 @@
-import { test, expect, hydrated, signIn, provisionNode } from './fixtures';
+import { test, expect, hydrated, open, signIn, provisionNode, workloadRow } from './fixtures';
 
 test('the whole use case: dedicated node, Migrate to Dedicated Node, zero downtime, completion report', async ({ page }) => {
+  test.setTimeout(180_000);
   await signIn(page);
   await expect(page.getByRole('heading', { name: 'Node Management' })).toBeVisible();
   const node = await provisionNode(page);
@@ -9,46 +10,77 @@ test('the whole use case: dedicated node, Migrate to Dedicated Node, zero downti
   await expect(page.getByRole('heading', { name: 'Workload Migration' })).toBeVisible();
   await hydrated(page);
   await page.getByLabel('Dedicated node').selectOption(node);
-  const web = page.locator('tr[data-workload="Deployment/web"]');
+  const web = workloadRow(page, 'Deployment', 'web');
   await expect(web).toContainText('Guaranteed');
-  await expect(page.locator('tr[data-workload="Deployment/worker"]')).toContainText('One replica');
-  await page.getByLabel('Migrate Deployment/web').check();
-  await expect(page.getByTestId('fit-check')).toContainText('Fits the node');
-  await expect(page.getByTestId('dry-run')).toContainText('1. Deployment/web');
+  await expect(workloadRow(page, 'Deployment', 'worker')).toContainText('One replica');
+  await page.getByLabel('Migrate Deployment web in acme-production').check();
+  const fit = page.getByTestId('fit-check');
+  await expect(fit).toContainText('Fits the node');
+  await expect(fit).toContainText('20% headroom');
+  await expect(page.getByTestId('dry-run')).toContainText('1. Deployment web in acme-production');
   await expect(page.getByTestId('dry-run')).toContainText(`Select node ${node}`);
 
   await page.getByRole('button', { name: 'Migrate to Dedicated Node' }).click();
-  await expect(page).toHaveURL(/\/w\/acme-production\/migrations\/mig-[0-9a-f]+$/);
+  await expect(page).toHaveURL(/\/w\/acme-production\/migrations\/acme-production\/mig-[0-9a-f]+$/);
   await hydrated(page);
   await expect(page.getByTestId('migration-phase')).toContainText('Succeeded', { timeout: 120_000 });
   const report = page.getByTestId('completion-report');
   await expect(report).toContainText('Zero downtime');
-  await expect(report).toContainText('Deployment/web: lowest available 3 of 3 desired');
-  // Step 16: the improvement in the workspace's own numbers.
+  await expect(report).toContainText('Deployment web: lowest available 3 of 3 desired');
+  // Step 16: before (taken when the migration started) and after, in the workspace's numbers.
   const improvement = page.getByTestId('improvement');
-  await expect(improvement).toContainText('a share of a 8 vCPU quota');
+  await expect(improvement).toContainText('2.7 of 8 vCPU of shared-pool quota in use');
+  await expect(improvement).toContainText('3 pods on the shared pool');
   await expect(improvement).toContainText(`guaranteed on ${node}`);
-  await expect(improvement).toContainText('3 on the dedicated node');
+  await expect(improvement).toContainText('3 on the dedicated node, 0 on the shared pool');
+  await expect(page.locator('[data-workload="acme-production/Deployment/web"]')).toContainText(`3 of 3 on ${node}`);
 
-  // Step 17: the node now carries the app's requests.
+  // The completion notification leads back to this very page.
+  const here = page.url();
+  await page.getByRole('button', { name: 'Notifications' }).click();
+  await page.getByRole('dialog', { name: 'Notifications' }).getByRole('link').filter({ hasText: 'Migration complete' }).first().click();
+  await expect(page).toHaveURL(here);
+  await expect(page.getByTestId('migration-phase')).toContainText('Succeeded');
+
+  // Step 17: the node now carries the app's requests; the shared pool no longer counts them.
   await page.getByRole('link', { name: 'See the node in Node Management' }).click();
   await expect(page.locator(`tr[data-node="${node}"]`)).toContainText('1.5 /');
+  await expect(page.getByTestId('shared-pool')).toContainText('1.2 / 8 vCPU');
 });
 
 test('a migration that cannot schedule rolls back automatically and explains why', async ({ page }) => {
+  test.setTimeout(180_000);
   await signIn(page);
   await expect(page.getByRole('heading', { name: 'Node Management' })).toBeVisible();
   const node = await provisionNode(page);
-  await page.goto('/w/acme-production/migrations');
-  await hydrated(page);
+  await open(page, '/w/acme-production/migrations');
   await page.getByLabel('Dedicated node').selectOption(node);
-  await page.getByLabel('Migrate Deployment/reports').check();
+  await page.getByLabel('Migrate Deployment reports in acme-production').check();
   await expect(page.getByTestId('fit-check')).toContainText('Fits the node');
   await page.getByRole('button', { name: 'Migrate to Dedicated Node' }).click();
+  await hydrated(page);
 
-  await expect(page.getByTestId('migration-phase')).toContainText('RolledBack', { timeout: 120_000 });
+  await expect(page.getByTestId('migration-phase')).toContainText('Rolled back', { timeout: 120_000 });
   await expect(page.getByTestId('rollback-cause')).toContainText(/anti-affinity/);
+  // Where the pods are now, not where they were going.
+  const reports = page.locator('[data-workload="acme-production/Deployment/reports"]');
+  await expect(reports.getByTestId('whereabouts')).toContainText('Back on the shared pool');
   await expect(page.getByRole('button', { name: 'Retry migration' })).toBeVisible();
-  await page.goto('/w/acme-production/migrations');
-  await expect(page.locator('tr[data-workload="Deployment/reports"]')).not.toContainText('On ');
+  await open(page, '/w/acme-production/migrations');
+  await expect(workloadRow(page, 'Deployment', 'reports')).not.toContainText('On ');
+});
+
+test('the migration screen shows every column at 1280 px', async ({ page }) => {
+  await page.setViewportSize({ width: 1280, height: 900 });
+  await signIn(page);
+  await open(page, '/w/acme-production/migrations');
+  const table = page.locator('table').first();
+  // Every header cell is inside the card: nothing is cut off.
+  const card = await table.locator('xpath=ancestor::section[1]').boundingBox();
+  for (const header of await table.locator('th').all()) {
+    if (!(await header.isVisible())) continue;
+    const box = await header.boundingBox();
+    expect(box!.x + box!.width, `${await header.innerText()} inside the card`).toBeLessThanOrEqual(card!.x + card!.width + 1);
+  }
+  await expect(table.getByRole('columnheader', { name: 'Zero downtime' })).toBeVisible();
 });

@@ -31,6 +31,7 @@ have_all() {
   [[ -x "$ETCD_DIR/bin/etcd" ]] || return 1
   [[ -x "$KWOK_DIR/bin/kwok" ]] || return 1
   [[ -f "$KWOK_DIR/stages/node-heartbeat-with-lease.yaml" && -f "$KWOK_DIR/stages/pod-ready.yaml" ]] || return 1
+  grep -q "pod-ready.stage.kwok.x-k8s.io/delay" "$KWOK_DIR/stages/pod-ready.yaml" || return 1
 }
 
 if [[ "${HEXA_REBUILD:-}" != 1 ]] && have_all; then
@@ -193,6 +194,15 @@ build_kwok() {
     cp "$stagesrc/$f" "$KWOK_DIR/stages.tmp/"
   done
   chmod -R u+w "$KWOK_DIR/stages.tmp"
+  # Pods are Ready at once, unless one asks for a readiness delay with the annotation
+  # pod-ready.stage.kwok.x-k8s.io/delay (as KWOK's slower stage sets do): a zero-downtime test
+  # needs new pods that take a while, or a rollout that drops availability cannot be told
+  # from one that does not.
+  if ! grep -q "^  delay:" "$KWOK_DIR/stages.tmp/pod-ready.yaml"; then
+    awk '/^  next:/ && !done { print "  delay:"; print "    durationMilliseconds: 0"; print "    durationFrom:"; print "      expressionFrom: '"'"'.metadata.annotations[\"pod-ready.stage.kwok.x-k8s.io/delay\"]'"'"'"; done=1 } { print }' \
+      "$KWOK_DIR/stages.tmp/pod-ready.yaml" >"$KWOK_DIR/stages.tmp/pod-ready.yaml.new"
+    mv "$KWOK_DIR/stages.tmp/pod-ready.yaml.new" "$KWOK_DIR/stages.tmp/pod-ready.yaml"
+  fi
   rm -rf "$KWOK_DIR/stages"
   mv "$KWOK_DIR/stages.tmp" "$KWOK_DIR/stages"
   step "kwok: $(find "$KWOK_DIR/stages" -name '*.yaml' | wc -l) stage files in $KWOK_DIR/stages"

@@ -89,7 +89,9 @@ for n in "${PORT_NAMES[@]}"; do
   v="${!n:-}"
   # On a cold start, re-pick any remembered port that something else has taken meanwhile.
   if [[ -z "$v" ]] || { [[ $any_running == 0 ]] && ! port_free "$v"; } || [[ " $TAKEN " == *" $v "* ]]; then
-    v="$(pick_port)"; changed=1
+    # Not in a $(…) subshell: pick_port records its pick in TAKEN, so two components never
+    # get the same port.
+    pick_port >"$D/run/.port"; v="$(cat "$D/run/.port")"; TAKEN+=" $v"; changed=1
   else
     TAKEN+=" $v"
   fi

@@ -9,13 +9,13 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::capacity::{Need, Resources};
+
 /// The only catalogue format this server understands.
 pub const CATALOGUE_VERSION: u32 = 1;
 /// Cloud providers bill a month as 730 hours (365 × 24 / 12); so do we, so our estimate
 /// matches the bill the user would get elsewhere.
 pub const HOURS_PER_MONTH: f64 = 730.0;
-/// Env var naming the catalogue file.
-pub const CATALOGUE_ENV: &str = "HEXA_CATALOGUE";
 
 /// What the kubelet, the container runtime and the OS keep for themselves on every node
 /// (the node's `kube-reserved` + `system-reserved` + eviction threshold). Workloads can only
@@ -70,6 +70,13 @@ pub struct Allocatable {
     pub cpu_cores: f64,
     pub memory_bytes: f64,
     pub storage_bytes: f64,
+}
+
+impl Allocatable {
+    /// CPU and memory, as the capacity model counts them.
+    pub fn resources(&self) -> Resources {
+        Resources::new(self.cpu_cores, self.memory_bytes)
+    }
 }
 
 impl Size {
@@ -128,15 +135,15 @@ pub struct Catalogue {
 }
 
 impl Catalogue {
-    /// The path the server reads: `$HEXA_CATALOGUE`; else `deploy/catalogue.yaml` in the
-    /// working directory (the workspace root under `make run`); else the one in the source tree
+    /// The catalogue the server reads without `--catalogue`: `deploy/catalogue.yaml` in the
+    /// working directory (the workspace root under `make run`), else the one in the source tree
     /// this binary was built from (tests, `cargo run` from another directory).
     pub fn default_path() -> PathBuf {
         const RELATIVE: &str = "deploy/catalogue.yaml";
-        match std::env::var_os(CATALOGUE_ENV) {
-            Some(p) if !p.is_empty() => PathBuf::from(p),
-            _ if Path::new(RELATIVE).is_file() => PathBuf::from(RELATIVE),
-            _ => Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(RELATIVE),
+        if Path::new(RELATIVE).is_file() {
+            PathBuf::from(RELATIVE)
+        } else {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(RELATIVE)
         }
     }
 
@@ -192,23 +199,10 @@ impl Catalogue {
         self.region(region).map_or(0, |r| r.capacity_of(size))
     }
 
-    /// Estimated monthly cost of a node of this size, in USD.
-    pub fn monthly_cost(&self, size: &Size) -> f64 {
-        size.monthly_usd()
-    }
-
-    /// The cheapest size whose allocatable holds the need plus `headroom` (0.2 = 20 % spare),
+    /// The cheapest size whose allocatable holds the need (with the fit check's headroom),
     /// for the wizard's recommendation (use case 5c). `None` when even the largest is too small.
-    pub fn smallest_fit(&self, cpu_cores: f64, memory_bytes: f64, headroom: f64) -> Option<&Size> {
-        let factor = 1.0 + headroom.max(0.0);
-        let (cpu, mem) = (cpu_cores * factor, memory_bytes * factor);
-        self.sizes
-            .iter()
-            .filter(|s| {
-                let a = s.allocatable();
-                a.cpu_cores >= cpu && a.memory_bytes >= mem
-            })
-            .min_by(|a, b| a.hourly_usd.total_cmp(&b.hourly_usd))
+    pub fn smallest_fit(&self, need: &Need) -> Option<&Size> {
+        self.sizes.iter().filter(|s| need.fits(s.allocatable().resources())).min_by(|a, b| a.hourly_usd.total_cmp(&b.hourly_usd))
     }
 }
 
@@ -294,7 +288,7 @@ regions:
     fn monthly_cost_is_730_hours() {
         let c = Catalogue::parse(SMALL).unwrap();
         let small = c.size("s.small").unwrap();
-        assert!((c.monthly_cost(small) - 73.0).abs() < 1e-9);
+        assert!((small.monthly_usd() - 73.0).abs() < 1e-9);
     }
 
     #[test]
@@ -309,13 +303,14 @@ regions:
     #[test]
     fn smallest_fit_is_the_cheapest_size_that_holds_need_plus_headroom() {
         let c = Catalogue::parse(SMALL).unwrap();
-        assert_eq!(c.smallest_fit(1.0, 4.0 * GIB, 0.2).map(|s| s.id.as_str()), Some("s.small"));
-        // 1.8 cores fit 1.9 allocatable, but not with 20 % headroom.
-        assert_eq!(c.smallest_fit(1.8, GIB, 0.0).map(|s| s.id.as_str()), Some("s.small"));
-        assert_eq!(c.smallest_fit(1.8, GIB, 0.2).map(|s| s.id.as_str()), Some("s.big"));
-        // 8 GiB of memory does not fit an 8 GiB node: the reserve comes first.
-        assert_eq!(c.smallest_fit(0.5, 8.0 * GIB, 0.0).map(|s| s.id.as_str()), Some("s.big"));
-        assert_eq!(c.smallest_fit(64.0, GIB, 0.0), None);
+        let need = |cpu: f64, memory: f64| Need { requests: Resources::new(cpu, memory), ..Default::default() };
+        assert_eq!(c.smallest_fit(&need(1.0, 4.0 * GIB)).map(|s| s.id.as_str()), Some("s.small"));
+        // 1.5 cores fit 1.9 allocatable with 20 % headroom (1.8); 1.6 cores do not (1.92).
+        assert_eq!(c.smallest_fit(&need(1.5, GIB)).map(|s| s.id.as_str()), Some("s.small"));
+        assert_eq!(c.smallest_fit(&need(1.6, GIB)).map(|s| s.id.as_str()), Some("s.big"));
+        // The reserve comes first: 6.5 GiB × 1.2 does not fit an 8 GiB node's 7.52.
+        assert_eq!(c.smallest_fit(&need(0.5, 6.5 * GIB)).map(|s| s.id.as_str()), Some("s.big"));
+        assert_eq!(c.smallest_fit(&need(64.0, GIB)), None);
     }
 
     fn err(yaml: &str) -> CatalogueError {
@@ -350,7 +345,7 @@ regions:
 
     #[test]
     fn the_default_path_is_a_loadable_catalogue() {
-        // Tests run in `server/`, so this is the source tree's copy unless HEXA_CATALOGUE is set.
+        // Tests run in `server/`, so this is the source tree's copy.
         assert!(Catalogue::load_default().is_ok(), "{}", Catalogue::default_path().display());
     }
 

@@ -48,6 +48,15 @@ pub struct Config {
     /// PromQL for a workload's p95 latency in seconds, with {namespace} and {workload}.
     #[arg(long, env = "HEXA_LATENCY_QUERY")]
     pub latency_query: Option<String>,
+    /// How long the kwok provider's machines take to "boot", in milliseconds.
+    #[arg(long, env = "HEXA_PROVISION_STEP_DELAY_MS", default_value_t = 800)]
+    pub provision_step_delay_ms: u64,
+    /// This replica's name in the engine lease (the pod name in a cluster).
+    #[arg(long, env = "HOSTNAME", default_value = "server")]
+    pub replica_id: String,
+    /// How often expired sessions are deleted from the database, in seconds.
+    #[arg(long, env = "HEXA_SESSION_PURGE_INTERVAL_SECS", default_value_t = 3600)]
+    pub session_purge_interval_secs: u64,
     /// Namespace of the Lease that elects the one replica running the engine.
     #[arg(long, env = "HEXA_LEASE_NAMESPACE", default_value = "kube-system")]
     pub lease_namespace: String,

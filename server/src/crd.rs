@@ -1,13 +1,18 @@
-//! Custom resources of the platform (owned by the provisioning work).
+//! Custom resources of the platform.
 //!
 //! Desired state and progress live in the cluster; these types are their only definition.
 //! The CRD YAML in `deploy/crds/` is generated from them (`cargo run -p server --bin crdgen -- deploy/crds`)
-//! and a test fails when a committed file is stale. `DedicatedNode` is the provisioning
-//! work's, `WorkloadMigration` the migration work's.
+//! and a test fails when a committed file is stale.
+
+// kube's `printcolumn(...)` attributes repeat the same keys by design, one set a column.
+#![allow(clippy::duplicated_attributes)]
 
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+
+/// The vocabulary is defined once, in the wire types: the custom resources store these enums.
+pub use app::model::{MigrationState, NodePhase, SharedPoolSnapshot, StepName, StepState, WorkloadKey, WorkloadKind, WorkloadState};
 
 /// The API group of every platform resource.
 pub const GROUP: &str = "hexabase.ai";
@@ -41,38 +46,6 @@ pub struct DedicatedNodeSpec {
     pub region: String,
     /// Email of the person who ordered it (the audit log's actor).
     pub requested_by: String,
-}
-
-#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default, JsonSchema)]
-pub enum Phase {
-    #[default]
-    Pending,
-    Provisioning,
-    Ready,
-    Failed,
-    Deleting,
-}
-
-/// The provisioning steps, in the order they run.
-#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash, JsonSchema)]
-pub enum StepName {
-    CapacityReserved,
-    Booting,
-    Registering,
-    Ready,
-}
-
-impl StepName {
-    pub const ALL: [StepName; 4] = [StepName::CapacityReserved, StepName::Booting, StepName::Registering, StepName::Ready];
-}
-
-#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default, JsonSchema)]
-pub enum StepState {
-    #[default]
-    Pending,
-    Running,
-    Done,
-    Failed,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, JsonSchema)]
@@ -146,7 +119,7 @@ pub fn set_condition(conditions: &mut Vec<Condition>, type_: &str, ok: bool, rea
 #[serde(rename_all = "camelCase")]
 pub struct DedicatedNodeStatus {
     #[serde(default)]
-    pub phase: Phase,
+    pub phase: NodePhase,
     #[serde(default)]
     pub steps: Vec<ProvisioningStep>,
     /// 0 to 100: 25 for each step done.
@@ -167,7 +140,8 @@ pub struct DedicatedNodeStatus {
 
 /// Moves a workspace's Deployments and StatefulSets onto its dedicated node without downtime
 /// ("Migrate to Dedicated Node"): what to move, in which phases, under which guard (spec), and
-/// how far it got (status). Lives in the namespace of the workloads it moves.
+/// how far it got (status). Lives in a namespace of the workspace (the dashboard uses the
+/// first workload's); the workloads may be in any of the workspace's namespaces.
 #[derive(CustomResource, Serialize, Deserialize, Debug, Clone, PartialEq, JsonSchema)]
 #[kube(
     group = "hexabase.ai",
@@ -194,7 +168,8 @@ pub struct WorkloadMigrationSpec {
     /// The Node (a `DedicatedNode`'s name) the workloads move to.
     pub target_node: String,
     /// Groups of workloads, moved one phase after another (the first phase first), one
-    /// workload at a time, all in this migration's namespace.
+    /// workload at a time. Each names its namespace; every namespace must belong to the
+    /// workspace.
     pub phases: Vec<MigrationPhase>,
     /// How many phases may run. Saving a phased plan is creating the migration with 1; the
     /// user raises it to let the next phase run.
@@ -233,20 +208,8 @@ fn default_progress_deadline_seconds() -> u32 {
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MigrationPhase {
-    pub workloads: Vec<WorkloadRef>,
-}
-
-#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash, JsonSchema)]
-pub enum WorkloadKind {
-    Deployment,
-    StatefulSet,
-}
-
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq, Hash, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct WorkloadRef {
-    pub kind: WorkloadKind,
-    pub name: String,
+    /// Workloads of the migration's workspace, in any of its namespaces.
+    pub workloads: Vec<WorkloadKey>,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, JsonSchema)]
@@ -265,41 +228,10 @@ pub struct LatencyGuardSpec {
     pub query: Option<String>,
 }
 
-#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default, JsonSchema)]
-pub enum MigrationState {
-    #[default]
-    Pending,
-    Running,
-    Paused,
-    WaitingForApproval,
-    Succeeded,
-    RolledBack,
-    Failed,
-}
-
-impl MigrationState {
-    /// Nothing more happens until the user acts (retry) or never again.
-    pub fn is_final(self) -> bool {
-        matches!(self, MigrationState::Succeeded | MigrationState::RolledBack | MigrationState::Failed)
-    }
-}
-
-#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default, JsonSchema)]
-pub enum WorkloadState {
-    #[default]
-    Pending,
-    Moving,
-    Moved,
-    RollingBack,
-    RolledBack,
-    Failed,
-}
-
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct WorkloadStatus {
-    pub kind: WorkloadKind,
-    pub name: String,
+    pub workload: WorkloadKey,
     /// 1 for the first phase.
     pub phase_index: u32,
     pub state: WorkloadState,
@@ -311,6 +243,9 @@ pub struct WorkloadStatus {
     pub ready_replicas: i32,
     #[serde(default)]
     pub available_replicas: i32,
+    /// Pods running on the target node at the last reading: where the workload is now.
+    #[serde(default)]
+    pub on_target: i32,
     /// The lowest available replica count seen while the workload moved: zero downtime is
     /// measured, not assumed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -354,7 +289,10 @@ pub struct WorkloadMigrationStatus {
     pub pause_reason: Option<String>,
     /// The latency guard's memory, so a restarted server keeps its baseline and breach count.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub latency_guard: Option<crate::migration::latency::GuardState>,
+    pub latency_guard: Option<GuardState>,
+    /// The workspace on the shared pool when the migration started: the report's "before".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<SharedPoolSnapshot>,
     /// RFC 3339: when latency was last sampled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latency_sampled_at: Option<String>,
@@ -371,6 +309,15 @@ pub struct WorkloadMigrationStatus {
     pub conditions: Vec<Condition>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
+}
+
+/// What the latency guard remembers between samples (see `migration::latency::observe`).
+#[derive(Serialize, Deserialize, Debug, Clone, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GuardState {
+    pub baseline_ms: Option<f64>,
+    pub breaches: u32,
+    pub last_ms: Option<f64>,
 }
 
 /// The generated CRD files: (file name under `deploy/crds/`, YAML), exactly as `crdgen`
@@ -416,7 +363,7 @@ mod tests {
     fn a_minimal_migration_gets_the_defaults_and_is_camel_case() {
         let spec: WorkloadMigrationSpec = serde_json::from_value(serde_json::json!({
             "workspace": "w", "targetNode": "n1",
-            "phases": [{ "workloads": [{ "kind": "Deployment", "name": "web" }] }]
+            "phases": [{ "workloads": [{ "namespace": "shop", "kind": "Deployment", "name": "web" }] }]
         }))
         .unwrap();
         assert_eq!((spec.approved_phases, spec.progress_deadline_seconds, spec.paused, spec.retry), (1, 120, false, 0));
@@ -424,6 +371,7 @@ mod tests {
         assert_eq!(json["targetNode"], "n1");
         assert_eq!(json["approvedPhases"], 1);
         assert_eq!(json["phases"][0]["workloads"][0]["kind"], "Deployment");
+        assert_eq!(json["phases"][0]["workloads"][0]["namespace"], "shop");
         let status = WorkloadMigrationStatus { current_phase: 1, pause_reason: Some("p".into()), ..Default::default() };
         let json = serde_json::to_value(&status).unwrap();
         assert_eq!((json["phase"].as_str(), json["currentPhase"].as_u64(), json["pauseReason"].as_str()), (Some("Pending"), Some(1), Some("p")));
@@ -443,10 +391,7 @@ mod tests {
 
     #[test]
     fn spec_and_status_are_camel_case_on_the_wire() {
-        let dn = DedicatedNode::new(
-            "n1",
-            DedicatedNodeSpec { workspace: "w".into(), size: "d2.large".into(), region: "r".into(), requested_by: "a@b".into() },
-        );
+        let dn = DedicatedNode::new("n1", DedicatedNodeSpec { workspace: "w".into(), size: "d2.large".into(), region: "r".into(), requested_by: "a@b".into() });
         let json = serde_json::to_value(&dn).unwrap();
         assert_eq!(json["spec"]["requestedBy"], "a@b");
         let status = DedicatedNodeStatus {

@@ -10,11 +10,7 @@ pub async fn connect(url: &str) -> Result<Db, sqlx::Error> {
     sqlx::any::install_default_drivers();
     // SQLite serialises writers; a small pool avoids "database is locked" under load.
     let max = if url.starts_with("sqlite") { 4 } else { 10 };
-    let pool = AnyPoolOptions::new()
-        .max_connections(max)
-        .acquire_timeout(std::time::Duration::from_secs(5))
-        .connect(url)
-        .await?;
+    let pool = AnyPoolOptions::new().max_connections(max).acquire_timeout(std::time::Duration::from_secs(5)).connect(url).await?;
     sqlx::migrate!("./migrations").run(&pool).await?;
     Ok(pool)
 }

@@ -1,6 +1,6 @@
 //! Live progress over server-sent events, from a watch on the custom resource:
 //! `GET /api/events/w/{ws}/nodes/{name}` (a dedicated node's provisioning) and
-//! `GET /api/events/w/{ws}/migrations/{name}` (a migration). Each stream starts with the
+//! `GET /api/events/w/{ws}/migrations/{namespace}/{name}` (a migration). Each stream starts with the
 //! current state, sends one `progress` event per change, and ends once the state is settled.
 
 use std::convert::Infallible;
@@ -18,9 +18,9 @@ use kube::runtime::{watcher, WatchStreamExt};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::backend::{migration_progress_view, views};
+use crate::backend::views;
 use crate::crd::{DedicatedNode, WorkloadMigration};
-use crate::web::AppState;
+use crate::state::AppState;
 
 fn refuse(e: AppError) -> Response {
     (e.status(), e.to_string()).into_response()
@@ -73,18 +73,22 @@ pub async fn node_events(State(s): State<AppState>, Path((ws, name)): Path<(Stri
         Err(e) => return refuse(e),
     };
     let Some(client) = s.kube.clone() else { return refuse(AppError::ClusterUnavailable("no cluster is configured".into())) };
-    stream_of(Api::<DedicatedNode>::all(client), &name, first, views::progress, NodeProgress::is_settled)
+    stream_of(Api::<DedicatedNode>::all(client), &name, first, views::node_progress, NodeProgress::is_settled)
 }
 
-pub async fn migration_events(State(s): State<AppState>, Path((ws, name)): Path<(String, String)>, user: Option<Extension<SessionUser>>) -> Response {
+pub async fn migration_events(
+    State(s): State<AppState>,
+    Path((ws, namespace, name)): Path<(String, String, String)>,
+    user: Option<Extension<SessionUser>>,
+) -> Response {
     let Some(Extension(user)) = user else { return refuse(AppError::Unauthenticated) };
-    let first = match s.backend.migration_progress(&user, &ws, &name).await {
+    let first = match s.backend.migration_progress(&user, &ws, &namespace, &name).await {
         Ok(p) => p,
         Err(e) => return refuse(e),
     };
     let Some(client) = s.kube.clone() else { return refuse(AppError::ClusterUnavailable("no cluster is configured".into())) };
     let api = Api::<WorkloadMigration>::namespaced(client, &first.namespace);
-    stream_of(api, &name, first, migration_progress_view, MigrationProgress::is_settled)
+    stream_of(api, &name, first, views::migration_progress, MigrationProgress::is_settled)
 }
 
 #[cfg(test)]

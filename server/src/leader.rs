@@ -54,10 +54,7 @@ impl LeaderElector {
     /// `Ok(true)`: we hold it now. `Ok(false)`: someone else does (or won a race).
     pub async fn try_acquire_or_renew(&self) -> Result<bool, kube::Error> {
         let Some(mut lease) = self.api.get_opt(LEASE_NAME).await? else {
-            let lease = Lease {
-                metadata: ObjectMeta { name: Some(LEASE_NAME.into()), ..Default::default() },
-                spec: Some(self.spec(None, 0)),
-            };
+            let lease = Lease { metadata: ObjectMeta { name: Some(LEASE_NAME.into()), ..Default::default() }, spec: Some(self.spec(None, 0)) };
             return match self.api.create(&PostParams::default(), &lease).await {
                 Ok(_) => Ok(true),
                 Err(e) if is_conflict(&e) => Ok(false),
@@ -69,11 +66,8 @@ impl LeaderElector {
         if !ours && valid_holder(&current, Timestamp::now()).is_some() {
             return Ok(false);
         }
-        let (acquired, transitions) = if ours {
-            (current.acquire_time.clone(), current.lease_transitions.unwrap_or(0))
-        } else {
-            (None, current.lease_transitions.unwrap_or(0) + 1)
-        };
+        let (acquired, transitions) =
+            if ours { (current.acquire_time.clone(), current.lease_transitions.unwrap_or(0)) } else { (None, current.lease_transitions.unwrap_or(0) + 1) };
         lease.spec = Some(self.spec(acquired, transitions));
         match self.api.replace(LEASE_NAME, &PostParams::default(), &lease).await {
             Ok(_) => Ok(true),
@@ -126,12 +120,7 @@ mod tests {
 
     fn spec(holder: &str, renewed_secs_ago: i64, duration: i32) -> LeaseSpec {
         let renewed = Timestamp::from_second(Timestamp::now().as_second() - renewed_secs_ago).unwrap();
-        LeaseSpec {
-            holder_identity: Some(holder.into()),
-            renew_time: Some(MicroTime(renewed)),
-            lease_duration_seconds: Some(duration),
-            ..Default::default()
-        }
+        LeaseSpec { holder_identity: Some(holder.into()), renew_time: Some(MicroTime(renewed)), lease_duration_seconds: Some(duration), ..Default::default() }
     }
 
     #[test]

@@ -1,21 +1,27 @@
 #![recursion_limit = "256"]
 //! The Hexabase.AI server: configuration, the database, sign-in and sessions, the cluster
-//! reader, and the HTTP surface. `main.rs` wires them; tests drive them directly.
+//! reader, the engine (provisioning and migration controllers) and the HTTP surface.
+//! `main.rs` wires them; tests drive them directly. ARCHITECTURE.md lists each module and
+//! what it may use (`tests/layers.rs` checks it).
 
 pub mod auth;
 pub mod backend;
+pub mod capacity;
 pub mod catalogue;
-pub mod crd;
 pub mod cluster;
 pub mod config;
+pub mod crd;
 pub mod db;
+pub mod engine;
 pub mod events;
 pub mod leader;
 pub mod metrics;
 pub mod migration;
 pub mod planning;
 pub mod provisioning;
+pub mod scheduling;
 pub mod seed;
+pub mod state;
 pub mod store;
 pub mod web;
 
@@ -23,28 +29,31 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context as _;
 use leptos::prelude::LeptosOptions;
 
 use crate::auth::rate_limit::LoginLimiter;
 use crate::backend::DashboardBackend;
 use crate::catalogue::Catalogue;
 use crate::config::Config;
+use crate::state::AppState;
 use crate::store::Store;
-use crate::web::AppState;
 
 /// Builds the application state from configuration: connects the database (running
 /// migrations), seeds the demo when asked, and connects the cluster if one is configured.
-pub async fn build_state(config: &Config) -> anyhow_like::Result<AppState> {
-    let db = db::connect(&config.database_url).await.map_err(|e| anyhow_like::msg(format!("database {}: {e}", redact(&config.database_url))))?;
+pub async fn build_state(config: &Config) -> anyhow::Result<AppState> {
+    let db = db::connect(&config.database_url).await.with_context(|| format!("database {}", redact(&config.database_url)))?;
     let store = Store::new(db);
     if config.seed_demo {
-        seed::seed_demo(&store).await.map_err(|e| anyhow_like::msg(format!("seeding demo data: {e}")))?;
+        seed::seed_demo(&store).await.context("seeding demo data")?;
     }
-    let catalogue = Arc::new(match &config.catalogue {
-        Some(path) => Catalogue::load(path),
-        None => Catalogue::load_default(),
-    }
-    .map_err(|e| anyhow_like::msg(format!("catalogue: {e}")))?);
+    let catalogue = Arc::new(
+        match &config.catalogue {
+            Some(path) => Catalogue::load(path),
+            None => Catalogue::load_default(),
+        }
+        .context("catalogue")?,
+    );
     let kube = match cluster::connect(config.kubeconfig.as_deref()).await {
         Ok(c) => Some(c),
         Err(e) => {
@@ -53,40 +62,38 @@ pub async fn build_state(config: &Config) -> anyhow_like::Result<AppState> {
         }
     };
     if let (Some(client), true) = (&kube, config.engine) {
-        start_engine(client.clone(), store.clone(), catalogue.clone(), config).await;
+        start_engine(client.clone(), store.clone(), catalogue.clone(), config);
     }
-    let backend = DashboardBackend::new(store.clone(), kube.clone(), catalogue, config.prometheus_url.is_some(), LoginLimiter::default(), config.secure_cookies);
-    let leptos = LeptosOptions::builder()
-        .output_name("hexabase")
-        .site_root(config.site_root.as_str())
-        .site_pkg_dir("pkg")
-        .site_addr(config.listen)
-        .build();
+    purge_expired_sessions(store.clone(), Duration::from_secs(config.session_purge_interval_secs.max(1)));
+    let backend =
+        DashboardBackend::new(store.clone(), kube.clone(), catalogue, config.prometheus_url.is_some(), LoginLimiter::default(), config.secure_cookies);
+    let leptos = LeptosOptions::builder().output_name("hexabase").site_root(config.site_root.as_str()).site_pkg_dir("pkg").site_addr(config.listen).build();
     Ok(AppState { leptos, store, backend, kube, metrics: Arc::new(metrics::Metrics::default()) })
 }
 
-/// Installs the custom resources and, while this replica holds the engine lease, runs the
+/// Installs the platform's objects and, while this replica holds the engine lease, runs the
 /// controllers, in the background. A cluster that is down at start-up is retried: the
 /// dashboard serves meanwhile and says so.
-async fn start_engine(client: kube::Client, store: Store, catalogue: Arc<Catalogue>, config: &Config) {
+fn start_engine(client: kube::Client, store: Store, catalogue: Arc<Catalogue>, config: &Config) {
     let lease_namespace = config.lease_namespace.clone();
+    let provisioning_config = provisioning::Config { step_delay: Duration::from_millis(config.provision_step_delay_ms), ..provisioning::Config::default() };
     let migration_config = migration::Config { prometheus_url: config.prometheus_url.clone(), ..migration::Config::default() };
     let metrics: Option<Arc<dyn migration::MetricsSource>> = config
         .prometheus_url
         .as_deref()
         .map(|url| Arc::new(migration::PrometheusSource::new(url, config.latency_query.as_deref())) as Arc<dyn migration::MetricsSource>);
+    let identity = format!("{}-{}", config.replica_id, &db::new_id()[..8]);
     tokio::spawn(async move {
         let mut wait = Duration::from_secs(1);
-        while let Err(e) = provisioning::ensure_crds(client.clone()).await {
-            tracing::warn!(error = %e, retry_in = ?wait, "cannot install the custom resources yet");
+        while let Err(e) = engine::install::ensure_platform(client.clone()).await {
+            tracing::warn!(error = %e, retry_in = ?wait, "cannot install the platform's objects yet");
             tokio::time::sleep(wait).await;
             wait = (wait * 2).min(Duration::from_secs(30));
         }
-        let identity = format!("{}-{}", std::env::var("HOSTNAME").unwrap_or_else(|_| "server".into()), &db::new_id()[..8]);
         let elector = leader::LeaderElector::new(client.clone(), &lease_namespace, identity);
         elector
             .run(move || {
-                let provisioning_ctx = Arc::new(provisioning::Context::new(client.clone(), store.clone(), catalogue.clone(), provisioning::Config::from_env()));
+                let provisioning_ctx = Arc::new(provisioning::Context::new(client.clone(), store.clone(), catalogue.clone(), provisioning_config.clone()));
                 let migration_ctx = Arc::new(migration::Context::new(client.clone(), store.clone(), migration_config.clone(), metrics.clone()));
                 let client = client.clone();
                 async move {
@@ -97,13 +104,27 @@ async fn start_engine(client: kube::Client, store: Store, catalogue: Arc<Catalog
     });
 }
 
-pub async fn serve(config: Config, listener: tokio::net::TcpListener, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow_like::Result<()> {
+/// Deletes expired sessions now and then: they no longer open anything, but a session table
+/// that only grows is a liability (and a list of who signed in when).
+fn purge_expired_sessions(store: Store, every: Duration) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        loop {
+            tick.tick().await;
+            match store.delete_expired_sessions().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(sessions = n, "expired sessions deleted"),
+                Err(e) => tracing::warn!(error = %e, "cannot delete expired sessions; will try again"),
+            }
+        }
+    });
+}
+
+pub async fn serve(config: Config, listener: tokio::net::TcpListener, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
     let state = build_state(&config).await?;
     let app = web::router(state, Duration::from_secs(config.request_timeout_secs));
-    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(|e| anyhow_like::msg(e.to_string()))
+    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).with_graceful_shutdown(shutdown).await?;
+    Ok(())
 }
 
 /// Hides the password in a database URL before it reaches a log line.
@@ -115,15 +136,6 @@ pub fn redact(url: &str) -> String {
             format!("{}{user}:***{}", &url[..s + 3], &url[at..])
         }
         _ => url.to_string(),
-    }
-}
-
-/// A tiny boxed error for start-up failures: they are reported, never matched on.
-pub mod anyhow_like {
-    pub type Error = Box<dyn std::error::Error + Send + Sync>;
-    pub type Result<T> = std::result::Result<T, Error>;
-    pub fn msg(m: String) -> Error {
-        m.into()
     }
 }
 

@@ -22,7 +22,7 @@ async fn main() {
     };
     tracing::info!(url = %format!("http://{}", config.listen), "serving the dashboard");
     if let Err(e) = server::serve(config, listener, shutdown_signal()).await {
-        tracing::error!(error = %e, "server stopped");
+        tracing::error!(error = format!("{e:#}"), "server stopped");
         std::process::exit(1);
     }
     tracing::info!("shut down cleanly");

@@ -1,49 +1,29 @@
-//! Migration planning, pure: does a selection fit the node's free allocatable (requests plus the
-//! largest rolling-update surge, as workloads move one at a time), and if not, which phases do
-//! (use case 5c4). The production-grade workloads go first.
+//! Migration planning, pure: which phases a selection moves in when it does not fit the
+//! node's free room at once (use case 5c4). The production-grade workloads go first. The fit
+//! itself (requests plus the largest surge, with the headroom) is `capacity`'s one rule.
 
-use app::model::PlanPhase;
+use app::model::{PlanPhase, WorkloadKind};
 
-use crate::cluster::quantity::GIB;
-use crate::cluster::workloads::{Workload, WorkloadKind};
+use crate::capacity::{Need, Resources};
+use crate::cluster::workloads::Workload;
 
-/// CPU cores and memory bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
-pub struct Room {
-    pub cpu: f64,
-    pub memory: f64,
-}
-
-/// What moving `workloads` needs on the node: all their requests, plus the largest surge.
-pub fn need(workloads: &[&Workload]) -> Room {
-    let mut total = Room::default();
-    let (mut surge_cpu, mut surge_mem) = (0.0f64, 0.0f64);
-    for w in workloads {
-        let r = w.replicas.max(0) as f64;
-        total.cpu += r * w.pod_cpu;
-        total.memory += r * w.pod_memory;
-        surge_cpu = surge_cpu.max(w.surge_pods as f64 * w.pod_cpu);
-        surge_mem = surge_mem.max(w.surge_pods as f64 * w.pod_memory);
-    }
-    Room { cpu: total.cpu + surge_cpu, memory: total.memory + surge_mem }
-}
-
-pub fn fits(need: Room, free: Room) -> bool {
-    need.cpu <= free.cpu + 1e-9 && need.memory <= free.memory + 1e-9
+/// What moving `workloads` needs on the node.
+pub fn need(workloads: &[&Workload]) -> Need {
+    Need::of(workloads.iter().map(|w| &w.demand))
 }
 
 /// Production first: Deployments with a budget and several replicas, then by CPU, largest first.
 pub fn production_first(workloads: &mut [&Workload]) {
     workloads.sort_by(|a, b| {
-        let grade = |w: &Workload| (w.kind == WorkloadKind::Deployment && w.has_pdb && w.replicas > 1) as u8;
-        grade(b).cmp(&grade(a)).then((b.replicas as f64 * b.pod_cpu).total_cmp(&(a.replicas as f64 * a.pod_cpu))).then(a.name.cmp(&b.name))
+        let grade = |w: &Workload| (w.key.kind == WorkloadKind::Deployment && w.has_pdb && w.replicas() > 1) as u8;
+        grade(b).cmp(&grade(a)).then(b.demand.steady().cpu.total_cmp(&a.demand.steady().cpu)).then(a.key.cmp(&b.key))
     });
 }
 
 /// Splits the selection into phases: phase 1 takes workloads in production-first order while
 /// they fit the free room; the rest form later phases, each as large as would fit the whole
 /// node, marked as not fitting now (the user adds room before running them).
-pub fn phases(mut workloads: Vec<&Workload>, free: Room, node_total: Room) -> Vec<PlanPhase> {
+pub fn phases(mut workloads: Vec<&Workload>, free: Resources, node_total: Resources) -> Vec<PlanPhase> {
     production_first(&mut workloads);
     let mut out = Vec::new();
     let mut rest = workloads;
@@ -55,7 +35,7 @@ pub fn phases(mut workloads: Vec<&Workload>, free: Room, node_total: Room) -> Ve
         for w in rest {
             let mut trial = phase.clone();
             trial.push(w);
-            if fits(need(&trial), budget) {
+            if need(&trial).fits(budget) {
                 phase = trial;
             } else {
                 later.push(w);
@@ -67,10 +47,10 @@ pub fn phases(mut workloads: Vec<&Workload>, free: Room, node_total: Room) -> Ve
         }
         let n = need(&phase);
         out.push(PlanPhase {
-            workloads: phase.iter().map(|w| key(w)).collect(),
-            cpu: n.cpu,
-            memory_gib: n.memory / GIB,
-            fits_now: first && fits(n, free),
+            workloads: phase.iter().map(|w| w.key.clone()).collect(),
+            cpu: n.total().cpu,
+            memory_gib: n.total().memory_gib(),
+            fits_now: first && n.fits(free),
         });
         first = false;
         budget = node_total;
@@ -79,60 +59,50 @@ pub fn phases(mut workloads: Vec<&Workload>, free: Room, node_total: Room) -> Ve
     out
 }
 
-pub fn key(w: &Workload) -> String {
-    let kind = match w.kind {
-        WorkloadKind::Deployment => "Deployment",
-        WorkloadKind::StatefulSet => "StatefulSet",
-    };
-    format!("{kind}/{}", w.name)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::capacity::{Demand, GIB};
+    use app::model::WorkloadKey;
 
     fn w(name: &str, replicas: i32, cpu: f64, pdb: bool) -> Workload {
         Workload {
-            kind: WorkloadKind::Deployment,
-            namespace: "ns".into(),
-            name: name.into(),
-            replicas,
-            pod_cpu: cpu,
-            pod_memory: 0.25 * GIB,
-            surge_pods: 1,
+            key: WorkloadKey::new("ns", WorkloadKind::Deployment, name),
+            demand: Demand { replicas, pod: Resources::new(cpu, 0.25 * GIB), surge_pods: 1 },
             has_readiness_probe: true,
             has_pdb: pdb,
-            pod_labels: Default::default(),
-            node_selector: Default::default(),
             scheduling: Default::default(),
         }
     }
 
-    #[test]
-    fn need_counts_the_largest_surge_once() {
-        let (a, b) = (w("web", 3, 0.5, true), w("api", 2, 0.25, false));
-        let n = need(&[&a, &b]);
-        assert!((n.cpu - (1.5 + 0.5 + 0.5)).abs() < 1e-9);
+    fn names(p: &PlanPhase) -> Vec<&str> {
+        p.workloads.iter().map(|k| k.name.as_str()).collect()
     }
 
     #[test]
     fn a_selection_that_does_not_fit_is_split_with_production_first() {
         let (web, api, worker) = (w("web", 3, 0.5, true), w("api", 2, 0.5, false), w("worker", 1, 1.0, false));
-        let free = Room { cpu: 2.5, memory: 8.0 * GIB };
+        // web alone needs (1.5 + 0.5) × 1.2 = 2.4 vCPU.
+        let free = Resources::new(2.5, 8.0 * GIB);
         let plan = phases(vec![&worker, &api, &web], free, free);
-        assert_eq!(plan[0].workloads, vec!["Deployment/web"], "the production deployment goes first");
+        assert_eq!(names(&plan[0]), vec!["web"], "the production deployment goes first");
         assert!(plan[0].fits_now);
         assert!(plan.len() >= 2);
         assert!(plan[1..].iter().all(|p| !p.fits_now), "later phases need room added first");
-        let all: Vec<String> = plan.iter().flat_map(|p| p.workloads.clone()).collect();
+        let all: Vec<&str> = plan.iter().flat_map(names).collect();
         assert_eq!(all.len(), 3, "every workload is in exactly one phase");
     }
 
     #[test]
-    fn a_selection_that_fits_is_one_phase() {
+    fn a_selection_that_fits_is_one_phase_and_the_headroom_counts() {
         let (web, api) = (w("web", 3, 0.5, true), w("api", 2, 0.25, false));
-        let plan = phases(vec![&api, &web], Room { cpu: 8.0, memory: 8.0 * GIB }, Room { cpu: 8.0, memory: 8.0 * GIB });
+        let roomy = Resources::new(8.0, 8.0 * GIB);
+        let plan = phases(vec![&api, &web], roomy, roomy);
         assert_eq!(plan.len(), 1);
-        assert_eq!(plan[0].workloads, vec!["Deployment/web", "Deployment/api"]);
+        assert_eq!(names(&plan[0]), vec!["web", "api"]);
+        // Requests 2.0 + surge 0.5 = 2.5 fit 2.6 exactly, but not with 20% headroom.
+        let tight = Resources::new(2.6, 8.0 * GIB);
+        assert!(!need(&[&web, &api]).fits(tight));
+        assert_eq!(phases(vec![&api, &web], tight, tight).len(), 2);
     }
 }

@@ -1,12 +1,10 @@
 //! The HTTP surface: Leptos pages and server functions, the stylesheet, health, readiness and
 //! metrics, behind the session gate, compression, timeouts and request metrics.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use app::backend::SharedBackend;
 use app::{shell, App};
-use axum::extract::{FromRef, MatchedPath, Request, State};
+use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -18,23 +16,7 @@ use tower_http::compression::CompressionLayer;
 use tower_http::timeout::TimeoutLayer;
 
 use crate::auth::middleware::gate;
-use crate::metrics::Metrics;
-use crate::store::Store;
-
-#[derive(Clone)]
-pub struct AppState {
-    pub leptos: LeptosOptions,
-    pub store: Store,
-    pub backend: SharedBackend,
-    pub kube: Option<kube::Client>,
-    pub metrics: Arc<Metrics>,
-}
-
-impl FromRef<AppState> for LeptosOptions {
-    fn from_ref(s: &AppState) -> Self {
-        s.leptos.clone()
-    }
-}
+pub use crate::state::AppState;
 
 /// The site stylesheet, compiled from the app's Tailwind classes by `build.rs`.
 const SITE_CSS: &str = include_str!(concat!(env!("OUT_DIR"), "/site.css"));
@@ -45,8 +27,7 @@ async fn site_css(headers: HeaderMap) -> Response {
     if headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) == Some(etag.as_str()) {
         return StatusCode::NOT_MODIFIED.into_response();
     }
-    ([(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "no-cache"), (header::ETAG, etag.as_str())], SITE_CSS)
-        .into_response()
+    ([(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "no-cache"), (header::ETAG, etag.as_str())], SITE_CSS).into_response()
 }
 
 async fn healthz() -> &'static str {
@@ -108,13 +89,8 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
         .route("/metrics", get(metrics_endpoint))
         .route("/site.css", get(site_css))
         .route("/api/events/w/{ws}/nodes/{name}", get(crate::events::node_events))
-        .route("/api/events/w/{ws}/migrations/{name}", get(crate::events::migration_events))
-        .leptos_routes_with_context(
-            &state,
-            routes,
-            move || provide_context(backend.clone()),
-            move || shell(leptos.clone()),
-        )
+        .route("/api/events/w/{ws}/migrations/{namespace}/{name}", get(crate::events::migration_events))
+        .leptos_routes_with_context(&state, routes, move || provide_context(backend.clone()), move || shell(leptos.clone()))
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
         .layer(middleware::from_fn(error_status))
         .layer(middleware::from_fn_with_state(state.clone(), gate))

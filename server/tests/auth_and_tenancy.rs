@@ -20,10 +20,10 @@ const WORKSPACE_FUNCTIONS: &[(&str, Form)] = &[
     ("load_node_progress", &[("name", "globex-prod-000000")]),
     ("delete_dedicated_node", &[("name", "globex-prod-000000")]),
     ("load_migration_screen", &[]),
-    ("plan_migration", &[("node", "globex-prod-000000"), ("workloads", "Deployment/web")]),
-    ("start_migration", &[("node", "globex-prod-000000"), ("workloads", "Deployment/web")]),
-    ("load_migration_progress", &[("name", "mig-00000000")]),
-    ("control_migration", &[("name", "mig-00000000"), ("action", "resume")]),
+    ("plan_migration", &[("node", "globex-prod-000000"), ("workloads", "globex-prod/Deployment/storefront")]),
+    ("start_migration", &[("node", "globex-prod-000000"), ("workloads", "globex-prod/Deployment/storefront")]),
+    ("load_migration_progress", &[("namespace", "globex-prod"), ("name", "mig-00000000")]),
+    ("control_migration", &[("namespace", "globex-prod"), ("name", "mig-00000000"), ("action", "Resume")]),
 ];
 
 /// Every server function but sign-in: without a session each must answer 401.
@@ -31,7 +31,7 @@ fn all_functions() -> impl Iterator<Item = (&'static str, Form)> {
     [("my_workspaces", &[] as Form), ("sign_out", &[])].into_iter().chain(WORKSPACE_FUNCTIONS.iter().copied())
 }
 
-fn with_workspace<'a>(ws: &'a str, form: Form) -> Vec<(&'a str, &'a str)> {
+fn with_workspace(ws: &str, form: Form) -> Vec<(&str, &str)> {
     let mut v = vec![("workspace", ws)];
     v.extend_from_slice(form);
     v
@@ -108,11 +108,8 @@ async fn a_foreign_workspace_is_not_found_through_every_server_function_and_noth
     for kind in backends() {
         let srv = TestServer::start(kind).await;
         let store = srv.store().await;
-        let (globex_id, _) = store
-            .member_workspace(&store.user_by_email("ops@globex.example").await.unwrap().unwrap().id, "globex-prod")
-            .await
-            .unwrap()
-            .unwrap();
+        let (globex_id, _) =
+            store.member_workspace(&store.user_by_email("ops@globex.example").await.unwrap().unwrap().id, "globex-prod").await.unwrap().unwrap();
         store.notify(&globex_id, "Globex secret", "only for globex", None).await.unwrap();
 
         let http = srv.demo_client().await;
@@ -250,12 +247,188 @@ async fn provisioning_checks_the_plan_and_the_catalogue_and_changes_nothing_when
 async fn migration_requests_name_real_nodes_and_workloads() {
     let srv = TestServer::start(backends()[0]).await;
     let http = srv.demo_client().await;
-    let (got, body) = text(srv.call(&http, "plan_migration", &[("workspace", "acme-production"), ("node", "shared-pool-1"), ("workloads", "Deployment/web")]).await).await;
+    let (got, body) = text(
+        srv.call(&http, "plan_migration", &[("workspace", "acme-production"), ("node", "shared-pool-1"), ("workloads", "acme-production/Deployment/web")])
+            .await,
+    )
+    .await;
     assert_eq!(got, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     assert!(body.contains("is not a Ready dedicated node of acme-production"), "{body}");
-    let (got, body) = text(srv.call(&http, "control_migration", &[("workspace", "acme-production"), ("name", "mig-nope"), ("action", "resume")]).await).await;
+    let (got, body) = text(srv.call(&http, "plan_migration", &[("workspace", "acme-production"), ("node", "n"), ("workloads", "Deployment/web")]).await).await;
+    assert_eq!(got, StatusCode::UNPROCESSABLE_ENTITY, "a key without its namespace: {body}");
+    assert!(body.contains("namespace/Kind/name"), "{body}");
+    let (got, body) = text(
+        srv.call(&http, "control_migration", &[("workspace", "acme-production"), ("namespace", "acme-production"), ("name", "mig-nope"), ("action", "Resume")])
+            .await,
+    )
+    .await;
     assert_eq!(got, StatusCode::NOT_FOUND, "{body}");
-    let (got, body) = text(srv.call(&http, "start_migration", &[("workspace", "acme-sandbox"), ("node", "x"), ("workloads", "Deployment/preview")]).await).await;
+    let (got, body) = text(
+        srv.call(
+            &http,
+            "control_migration",
+            &[("workspace", "acme-production"), ("namespace", "acme-production"), ("name", "mig-nope"), ("action", "Explode")],
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(got, StatusCode::UNPROCESSABLE_ENTITY, "an unknown action: {body}");
+    let (got, body) =
+        text(srv.call(&http, "start_migration", &[("workspace", "acme-sandbox"), ("node", "x"), ("workloads", "acme-sandbox/Deployment/preview")]).await).await;
     assert_eq!(got, StatusCode::FORBIDDEN, "{body}");
+    srv.stop().await;
+}
+
+/// Another tenant's objects, named from inside one's own workspace: every server function
+/// that takes a name, and both live streams, answer as if they did not exist, and nothing of
+/// them changes or leaks.
+#[tokio::test]
+async fn another_tenants_node_and_migration_are_not_found_from_ones_own_workspace() {
+    use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+    use server::crd::{DedicatedNode, DedicatedNodeSpec, WorkloadMigration};
+    use server::engine::SCOPE_LABEL;
+
+    let srv = TestServer::start(backends()[0]).await;
+    let client = support::cluster::client().await;
+    server::engine::install::ensure_platform(client.clone()).await.expect("platform installed");
+    // Globex's own node (Ready) and migration, made as the engine would leave them; no engine
+    // runs for them here (their scope belongs to nobody).
+    let nobody = support::cluster::name("nobody");
+    let node = support::cluster::name("globex-prod");
+    let mut dn = DedicatedNode::new(
+        &node,
+        DedicatedNodeSpec {
+            workspace: "globex-prod".into(),
+            size: "d2.large".into(),
+            region: "ap-northeast-1".into(),
+            requested_by: "ops@globex.example".into(),
+        },
+    );
+    dn.metadata.labels = Some([("hexabase.ai/workspace".to_string(), "globex-prod".to_string()), (SCOPE_LABEL.to_string(), nobody.clone())].into());
+    let orders: Api<DedicatedNode> = Api::all(client.clone());
+    orders.create(&PostParams::default(), &dn).await.unwrap();
+    orders
+        .patch_status(&node, &PatchParams::default(), &Patch::Merge(serde_json::json!({ "status": { "phase": "Ready", "nodeName": node, "progress": 100 } })))
+        .await
+        .unwrap();
+    let migration = support::cluster::name("mig");
+    let wm: WorkloadMigration = serde_json::from_value(serde_json::json!({
+        "apiVersion": "hexabase.ai/v1alpha1", "kind": "WorkloadMigration",
+        "metadata": { "name": migration, "namespace": "globex-prod", "labels": { SCOPE_LABEL: nobody } },
+        "spec": { "workspace": "globex-prod", "targetNode": node, "phases": [{ "workloads": [{ "namespace": "globex-prod", "kind": "Deployment", "name": "storefront" }] }] }
+    }))
+    .unwrap();
+    let migrations: Api<WorkloadMigration> = Api::namespaced(client.clone(), "globex-prod");
+    migrations.create(&PostParams::default(), &wm).await.unwrap();
+
+    let http = srv.demo_client().await;
+    let own = "acme-production";
+    let calls: Vec<(&str, Vec<(&str, &str)>)> = vec![
+        ("load_node_progress", vec![("name", &node)]),
+        ("delete_dedicated_node", vec![("name", &node)]),
+        ("start_provisioning", vec![("size", "d2.large"), ("region", "ap-northeast-1"), ("replaces", &node)]),
+        ("plan_migration", vec![("node", &node), ("workloads", "globex-prod/Deployment/storefront")]),
+        ("start_migration", vec![("node", &node), ("workloads", "globex-prod/Deployment/storefront")]),
+        ("load_migration_progress", vec![("namespace", "globex-prod"), ("name", &migration)]),
+        ("control_migration", vec![("namespace", "globex-prod"), ("name", &migration), ("action", "Resume")]),
+    ];
+    for (f, form) in &calls {
+        let mut with = vec![("workspace", own)];
+        with.extend(form.iter().copied());
+        let (status, body) = text(srv.call(&http, f, &with).await).await;
+        assert!(matches!(status, StatusCode::NOT_FOUND | StatusCode::UNPROCESSABLE_ENTITY), "{f} with globex's {node}/{migration}: {status} {body}");
+        assert!(!body.contains("ops@globex.example") && !body.contains("storefront\\\":"), "{f} leaks: {body}");
+    }
+    for path in [format!("nodes/{node}"), format!("migrations/globex-prod/{migration}")] {
+        for ws in [own, "globex-prod"] {
+            let r = http.get(format!("{}/api/events/w/{ws}/{path}", srv.base)).send().await.unwrap();
+            assert_eq!(r.status(), StatusCode::NOT_FOUND, "live stream {ws}/{path}");
+        }
+        let anonymous = srv.new_client().get(format!("{}/api/events/w/{own}/{path}", srv.base)).send().await.unwrap();
+        assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED, "live stream {path} without a session");
+    }
+
+    // Nothing of Globex's changed and no order was started in its name or ours.
+    assert!(orders.get_opt(&node).await.unwrap().is_some(), "globex's node is still there");
+    let m = migrations.get(&migration).await.unwrap();
+    assert!(!m.spec.paused && m.spec.retry == 0);
+    let audit = srv.store().await.audit_entries(None).await.unwrap();
+    assert!(!audit.iter().any(|e| e.action == "provision-dedicated-node" || e.action == "start-migration"), "{audit:?}");
+    let _ = migrations.delete(&migration, &DeleteParams::default()).await;
+    let _ = orders.delete(&node, &DeleteParams::default()).await;
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn expired_sessions_are_purged_from_the_database() {
+    for kind in backends() {
+        let srv = TestServer::start(kind).await;
+        let store = srv.store().await;
+        let user = store.user_by_email("dev@example.com").await.unwrap().unwrap().id;
+        let live = store.create_session(&user).await.unwrap();
+        sqlx::query("INSERT INTO sessions (token_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)")
+            .bind("expired-session")
+            .bind(&user)
+            .bind(1_i64)
+            .bind(2_i64)
+            .execute(store.pool())
+            .await
+            .unwrap();
+        let count = |hash: &'static str| {
+            let pool = store.pool().clone();
+            async move { sqlx::query("SELECT 1 FROM sessions WHERE token_hash = $1").bind(hash).fetch_all(&pool).await.unwrap().len() }
+        };
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        while count("expired-session").await > 0 {
+            assert!(tokio::time::Instant::now() < deadline, "{kind:?}: the expired session was never purged");
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert!(store.session_user(&live).await.unwrap().is_some(), "{kind:?}: a live session stays");
+        srv.stop().await;
+    }
+}
+
+/// A double click on "Run next phase" (two identical requests at once) approves one phase:
+/// one request wins, the other is told plainly that it is already done.
+#[tokio::test]
+async fn two_identical_approvals_at_once_approve_one_phase() {
+    use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+    use server::crd::WorkloadMigration;
+    use server::engine::SCOPE_LABEL;
+
+    let srv = TestServer::start(backends()[0]).await;
+    let client = support::cluster::client().await;
+    server::engine::install::ensure_platform(client.clone()).await.expect("platform installed");
+    // A phased migration waiting for approval, as the engine leaves one (no engine runs for it).
+    let name = support::cluster::name("mig");
+    let wm: WorkloadMigration = serde_json::from_value(serde_json::json!({
+        "apiVersion": "hexabase.ai/v1alpha1", "kind": "WorkloadMigration",
+        "metadata": { "name": name, "namespace": "acme-production", "labels": { SCOPE_LABEL: support::cluster::name("nobody") } },
+        "spec": { "workspace": "acme-production", "targetNode": "n1", "approvedPhases": 1, "phases": [
+            { "workloads": [{ "namespace": "acme-production", "kind": "Deployment", "name": "web" }] },
+            { "workloads": [{ "namespace": "acme-production", "kind": "Deployment", "name": "api" }] },
+            { "workloads": [{ "namespace": "acme-production", "kind": "Deployment", "name": "worker" }] }
+        ] }
+    }))
+    .unwrap();
+    let api: Api<WorkloadMigration> = Api::namespaced(client.clone(), "acme-production");
+    api.create(&PostParams::default(), &wm).await.unwrap();
+    api.patch_status(&name, &PatchParams::default(), &Patch::Merge(serde_json::json!({ "status": { "phase": "WaitingForApproval" } }))).await.unwrap();
+
+    let http = srv.demo_client().await;
+    let form = [("workspace", "acme-production"), ("namespace", "acme-production"), ("name", name.as_str()), ("action", "ApproveNext"), ("target", "2")];
+    let (a, b) = tokio::join!(srv.call(&http, "control_migration", &form), srv.call(&http, "control_migration", &form));
+    let mut codes = vec![a.status(), b.status()];
+    codes.sort();
+    let bodies = format!("{} | {}", a.text().await.unwrap(), b.text().await.unwrap());
+    assert_eq!(codes, vec![StatusCode::OK, StatusCode::CONFLICT], "{bodies}");
+    assert_eq!(api.get(&name).await.unwrap().spec.approved_phases, 2, "exactly one more phase approved");
+
+    // A third, later click is refused too, and says why.
+    let (code, body) = text(srv.call(&http, "control_migration", &form).await).await;
+    assert_eq!(code, StatusCode::CONFLICT);
+    assert!(body.contains("Phase 2 is already approved."), "{body}");
+    assert_eq!(api.get(&name).await.unwrap().spec.approved_phases, 2);
+    let _ = api.delete(&name, &DeleteParams::default()).await;
     srv.stop().await;
 }

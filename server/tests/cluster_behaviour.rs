@@ -96,16 +96,18 @@ async fn a_pod_selecting_a_tainted_node_without_the_toleration_stays_pending_uns
 
     let pods: Api<Pod> = Api::namespaced(c.clone(), &ns);
     let unschedulable = |p: &Pod| {
-        p.status.as_ref().and_then(|s| s.conditions.as_ref()).is_some_and(|c| {
-            c.iter().any(|c| c.type_ == "PodScheduled" && c.status == "False" && c.reason.as_deref() == Some("Unschedulable"))
-        })
+        p.status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|c| c.iter().any(|c| c.type_ == "PodScheduled" && c.status == "False" && c.reason.as_deref() == Some("Unschedulable")))
     };
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
         let list = pods.list(&ListParams::default().labels("app=intruder")).await.unwrap();
         if let Some(p) = list.items.iter().find(|p| unschedulable(p)) {
             assert_eq!(p.status.as_ref().unwrap().phase.as_deref(), Some("Pending"));
-            let msg = p.status.as_ref().unwrap().conditions.as_ref().unwrap().iter().find(|c| c.type_ == "PodScheduled").unwrap().message.clone().unwrap_or_default();
+            let msg =
+                p.status.as_ref().unwrap().conditions.as_ref().unwrap().iter().find(|c| c.type_ == "PodScheduled").unwrap().message.clone().unwrap_or_default();
             assert!(msg.contains("untolerated taint"), "the scheduler names the taint: {msg}");
             assert!(p.spec.as_ref().unwrap().node_name.is_none());
             break;
@@ -160,4 +162,67 @@ async fn an_eviction_respects_a_pod_disruption_budget() {
     })
     .await;
     pods.evict(&victim, &EvictParams::default()).await.expect("eviction allowed once the budget permits");
+}
+
+/// The shared-pool quota is scoped to pods outside the dedicated priority class, and the
+/// admission policy lets only pods on a dedicated node of their own workspace use that class:
+/// what runs on a dedicated node leaves the quota, and nothing else can.
+#[tokio::test]
+async fn the_dedicated_class_leaves_the_shared_quota_and_only_dedicated_pods_may_use_it() {
+    use k8s_openapi::api::core::v1::ResourceQuota;
+
+    let c = cluster::client().await;
+    server::engine::install::ensure_platform(c.clone()).await.expect("platform installed");
+    let mut cleanup = Cleanup::new(&c);
+    let ws = cluster::name("ws");
+    let ns = cleanup.namespace("t-quota", &[("hexabase.ai/workspace", &ws)]).await;
+    let quotas: Api<ResourceQuota> = Api::namespaced(c.clone(), &ns);
+    let quota: ResourceQuota = serde_json::from_value(json!({
+        "metadata": { "name": "workspace-quota" },
+        "spec": { "hard": { "requests.cpu": "1" }, "scopeSelector": { "matchExpressions": [{ "scopeName": "PriorityClass", "operator": "NotIn", "values": ["hexabase-dedicated"] }] } }
+    }))
+    .unwrap();
+    quotas.create(&PostParams::default(), &quota).await.unwrap();
+    cluster::wait_until(&quotas, "workspace-quota", WAIT, "quota counted", |q: &ResourceQuota| q.status.as_ref().and_then(|s| s.hard.as_ref()).is_some()).await;
+
+    let node = cluster::name("t-dedicated");
+    let nodes: Api<Node> = Api::all(c.clone());
+    let labels = json!({ "hexabase.ai/node-pool": "dedicated", "hexabase.ai/workspace": ws });
+    nodes.create(&PostParams::default(), &cluster::kwok_node(&node, "4", "8Gi", labels, Some(("hexabase.ai/dedicated", &ws)))).await.unwrap();
+    cleanup.track_node(&node);
+    cluster::wait_until(&nodes, &node, WAIT, "node Ready", node_ready).await;
+
+    let pods: Api<Pod> = Api::namespaced(c.clone(), &ns);
+    let pod = |name: &str, class: Option<&str>, selector: serde_json::Value| -> Pod {
+        serde_json::from_value(json!({
+            "metadata": { "name": name },
+            "spec": {
+                "priorityClassName": class,
+                "nodeSelector": selector,
+                "tolerations": [{ "key": "hexabase.ai/dedicated", "operator": "Equal", "value": ws, "effect": "NoSchedule" }],
+                "containers": [{ "name": "app", "image": "nginx:1.27", "resources": { "requests": { "cpu": "600m" } } }]
+            }
+        }))
+        .unwrap()
+    };
+    let on_dedicated = json!({ "kubernetes.io/hostname": node, "hexabase.ai/node-pool": "dedicated", "hexabase.ai/workspace": ws });
+    pods.create(&PostParams::default(), &pod("moved", Some("hexabase-dedicated"), on_dedicated)).await.expect("a dedicated pod is admitted");
+    let used = |q: &ResourceQuota| q.status.as_ref().and_then(|s| s.used.as_ref()).and_then(|u| u.get("requests.cpu")).map(|q| q.0.clone());
+    assert_eq!(used(&quotas.get("workspace-quota").await.unwrap()).as_deref(), Some("0"), "the dedicated pod is not on the shared quota");
+    pods.create(&PostParams::default(), &pod("shared", None, json!({ "hexabase.ai/node-pool": "shared" }))).await.expect("a shared pod within quota");
+    assert_eq!(used(&quotas.get("workspace-quota").await.unwrap()).as_deref(), Some("600m"), "the shared pod counts");
+
+    // The class is no way around the quota: refused off a dedicated node of the workspace.
+    for (name, selector) in [
+        ("sneaky-shared", json!({ "hexabase.ai/node-pool": "shared" })),
+        ("sneaky-other", json!({ "hexabase.ai/node-pool": "dedicated", "hexabase.ai/workspace": "someone-else" })),
+        ("sneaky-none", json!({})),
+    ] {
+        let err = pods.create(&PostParams::default(), &pod(name, Some("hexabase-dedicated"), selector)).await.expect_err(name);
+        let message = match err {
+            kube::Error::Api(s) => s.message,
+            other => panic!("{name}: {other}"),
+        };
+        assert!(message.contains("must run on a dedicated node of their own workspace"), "{name}: {message}");
+    }
 }

@@ -19,8 +19,9 @@ use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
 use serde_json::{json, Value};
 use server::crd::{MigrationState, WorkloadMigration, WorkloadState};
+use server::engine::{Scope, SCOPE_LABEL};
 use server::migration::latency::{MetricsError, MetricsSource, PrometheusSource, DEFAULT_QUERY_TEMPLATE};
-use server::migration::{self, patch, Config, Context, FINALIZER, SCOPE_LABEL};
+use server::migration::{self, patch, Config, Context, FINALIZER};
 use server::store::Store;
 use support::cluster::{self, Cleanup};
 use support::prometheus::{expected_p95_ms, PromHarness};
@@ -57,7 +58,7 @@ impl World {
     /// `dedicated_cpu`: the dedicated node's allocatable CPU.
     async fn new(dedicated_cpu: &str) -> World {
         let client = cluster::client().await;
-        server::provisioning::ensure_crds(client.clone()).await.expect("CRDs installed");
+        server::engine::install::ensure_platform(client.clone()).await.expect("platform installed");
         let db = std::env::temp_dir().join(format!("hexabase-migr-{}.db", server::db::new_id()));
         let store = Store::new(server::db::connect(&format!("sqlite://{}?mode=rwc", db.display())).await.expect("database"));
         let ws = cluster::name("ws");
@@ -66,13 +67,17 @@ impl World {
         let nodes: Api<Node> = Api::all(client.clone());
         let dedicated = cluster::name("t-dedicated");
         let labels = json!({ "hexabase.ai/node-pool": "dedicated", "hexabase.ai/workspace": ws });
-        nodes.create(&PostParams::default(), &fake_node(&dedicated, dedicated_cpu, labels, Some(("hexabase.ai/dedicated", &ws)))).await.expect("dedicated node");
+        nodes
+            .create(&PostParams::default(), &fake_node(&dedicated, dedicated_cpu, labels, Some(("hexabase.ai/dedicated", &ws))))
+            .await
+            .expect("dedicated node");
         cleanup.track_node(&dedicated);
         let shared = cluster::name("t-shared");
         // Tainted so that only this test's pods (which tolerate it) land there, not other
         // tests' pods that happen to fit.
         let spot = Some(("example.com/spot", ws.as_str()));
-        nodes.create(&PostParams::default(), &fake_node(&shared, "16", json!({ "hexabase.ai/test-node": shared }), spot)).await.expect("shared node");
+        let shared_labels = json!({ "hexabase.ai/test-node": shared, "hexabase.ai/node-pool": "shared" });
+        nodes.create(&PostParams::default(), &fake_node(&shared, "16", shared_labels, spot)).await.expect("shared node");
         cleanup.track_node(&shared);
         for n in [&dedicated, &shared] {
             cluster::wait_until(&nodes, n, WAIT, "node Ready", node_ready).await;
@@ -86,7 +91,7 @@ impl World {
     }
 
     fn start_with(&mut self, metrics: Option<Arc<dyn MetricsSource>>) {
-        let config = Config { scope: Some(self.scope.clone()), poll: Duration::from_millis(500), ..Config::default() };
+        let config = Config { scope: Scope::labelled(&self.scope), poll: Duration::from_millis(500), ..Config::default() };
         let ctx = Arc::new(Context::new(self.client.clone(), self.store.clone(), config, metrics));
         self.controller = Some(tokio::spawn(migration::run(self.client.clone(), ctx)));
     }
@@ -114,15 +119,21 @@ impl World {
     /// A Deployment with a readiness probe and a PodDisruptionBudget (minAvailable 2) on the
     /// shared-like node (which it tolerates), rolled out and available.
     async fn deployment(&self, name: &str, cpu: &str) -> Deployment {
-        let d: Deployment = serde_json::from_value(json!({
+        self.deployment_in(&self.ns, name, cpu, REPLICAS, json!({}), json!({})).await
+    }
+
+    /// The same, in `ns`, with `replicas`, `spec` fields merged in (say an update strategy) and
+    /// pod template annotations (say a KWOK readiness delay).
+    async fn deployment_in(&self, ns: &str, name: &str, cpu: &str, replicas: i32, spec: Value, pod_annotations: Value) -> Deployment {
+        let mut d = json!({
             "apiVersion": "apps/v1",
             "kind": "Deployment",
             "metadata": { "name": name },
             "spec": {
-                "replicas": REPLICAS,
+                "replicas": replicas,
                 "selector": { "matchLabels": { "app": name } },
                 "template": {
-                    "metadata": { "labels": { "app": name } },
+                    "metadata": { "labels": { "app": name }, "annotations": pod_annotations },
                     "spec": {
                         "nodeSelector": { "hexabase.ai/test-node": self.shared },
                         "tolerations": [{ "key": "example.com/spot", "operator": "Exists", "effect": "NoSchedule" }],
@@ -138,9 +149,13 @@ impl World {
                     }
                 }
             }
-        }))
-        .unwrap();
-        self.deployments().create(&PostParams::default(), &d).await.expect("create deployment");
+        });
+        for (k, v) in spec.as_object().cloned().unwrap_or_default() {
+            d["spec"][k] = v;
+        }
+        let d: Deployment = serde_json::from_value(d).unwrap();
+        let deployments: Api<Deployment> = Api::namespaced(self.client.clone(), ns);
+        deployments.create(&PostParams::default(), &d).await.expect("create deployment");
         let pdb: PodDisruptionBudget = serde_json::from_value(json!({
             "apiVersion": "policy/v1",
             "kind": "PodDisruptionBudget",
@@ -148,24 +163,21 @@ impl World {
             "spec": { "minAvailable": 2, "selector": { "matchLabels": { "app": name } } }
         }))
         .unwrap();
-        Api::<PodDisruptionBudget>::namespaced(self.client.clone(), &self.ns).create(&PostParams::default(), &pdb).await.expect("create PDB");
-        self.wait_rolled_out(name).await
+        Api::<PodDisruptionBudget>::namespaced(self.client.clone(), ns).create(&PostParams::default(), &pdb).await.expect("create PDB");
+        wait_rolled_out(&deployments, name).await
     }
 
     async fn wait_rolled_out(&self, name: &str) -> Deployment {
-        cluster::wait_until(&self.deployments(), name, WAIT, "rollout complete", |d: &Deployment| {
-            let s = d.status.clone().unwrap_or_default();
-            s.observed_generation >= d.metadata.generation
-                && s.updated_replicas == Some(REPLICAS)
-                && s.replicas == Some(REPLICAS)
-                && s.available_replicas == Some(REPLICAS)
-        })
-        .await
+        wait_rolled_out(&self.deployments(), name).await
     }
 
-    /// A migration of Deployments, one phase per slice.
+    /// A migration of Deployments of the test's namespace, one phase per slice.
     async fn migrate(&self, phases: &[&[&str]], extra: Value) -> String {
-        let phases: Vec<Value> = phases.iter().map(|p| json!({ "workloads": p.iter().map(|w| json!({ "kind": "Deployment", "name": w })).collect::<Vec<_>>() })).collect();
+        let ns = self.ns.clone();
+        let phases: Vec<Value> = phases
+            .iter()
+            .map(|p| json!({ "workloads": p.iter().map(|w| json!({ "namespace": ns, "kind": "Deployment", "name": w })).collect::<Vec<_>>() }))
+            .collect();
         self.migrate_phases(phases, extra).await
     }
 
@@ -211,10 +223,14 @@ impl World {
     }
 
     async fn wait_all_pods_on(&self, app: &str, node: &str) {
+        self.wait_pods_on(app, REPLICAS, node).await
+    }
+
+    async fn wait_pods_on(&self, app: &str, replicas: i32, node: &str) {
         let deadline = Instant::now() + WAIT;
         loop {
             let nodes = self.pod_nodes(app).await;
-            if nodes.len() == REPLICAS as usize && nodes.iter().all(|n| n.as_deref() == Some(node)) {
+            if nodes.len() == replicas as usize && nodes.iter().all(|n| n.as_deref() == Some(node)) {
                 return;
             }
             assert!(Instant::now() < deadline, "{app}'s pods did not all end on {node}: {nodes:?}");
@@ -222,10 +238,32 @@ impl World {
         }
     }
 
+    /// Waits until the user was told about the migration's current phase (of `attempt`).
+    async fn wait_notified(&self, name: &str, attempt: u32) -> WorkloadMigration {
+        cluster::wait_until(&self.migrations(), name, WAIT, "user notified", |wm: &WorkloadMigration| {
+            wm.status.as_ref().is_some_and(|s| {
+                s.attempt == attempt && s.conditions.iter().any(|c| c.type_ == "UserNotified" && c.status == "True" && c.reason == s.phase.as_str())
+            })
+        })
+        .await
+    }
+
     async fn notifications(&self) -> Vec<String> {
         let id = self.store.workspace_id(&self.ws).await.unwrap().unwrap();
         self.store.notifications(&id).await.unwrap().into_iter().map(|n| format!("{}: {}", n.title, n.body)).collect()
     }
+}
+
+async fn wait_rolled_out(deployments: &Api<Deployment>, name: &str) -> Deployment {
+    cluster::wait_until(deployments, name, WAIT, "rollout complete", |d: &Deployment| {
+        let s = d.status.clone().unwrap_or_default();
+        let desired = d.spec.replicas.unwrap_or(1);
+        s.observed_generation >= d.metadata.generation
+            && s.updated_replicas == Some(desired)
+            && s.replicas == Some(desired)
+            && s.available_replicas == Some(desired)
+    })
+    .await
 }
 
 impl Drop for World {
@@ -271,24 +309,34 @@ impl MetricsSource for FakeLatency {
 }
 
 /// Watches the workload's pods independently of the controller and keeps the lowest number
-/// of Ready, non-terminating pods seen.
+/// of Ready, non-terminating pods seen. A watch error fails the test: a probe that stopped
+/// watching would report a lowest count that was never measured.
 struct AvailabilityProbe {
     lowest: Arc<AtomicI32>,
+    error: Arc<std::sync::Mutex<Option<String>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl AvailabilityProbe {
     async fn start(pods: Api<Pod>, app: &str) -> AvailabilityProbe {
         let lowest = Arc::new(AtomicI32::new(i32::MAX));
+        let error = Arc::new(std::sync::Mutex::new(None));
         let (tx, rx) = tokio::sync::oneshot::channel();
-        let low = lowest.clone();
+        let (low, failed) = (lowest.clone(), error.clone());
         let config = watcher::Config::default().labels(&format!("app={app}"));
         let task = tokio::spawn(async move {
             let mut ready: BTreeMap<String, bool> = BTreeMap::new();
             let mut init: BTreeMap<String, bool> = BTreeMap::new();
             let mut tx = Some(tx);
             let mut stream = watcher(pods, config).boxed();
-            while let Some(Ok(event)) = stream.next().await {
+            while let Some(event) = stream.next().await {
+                let event = match event {
+                    Ok(e) => e,
+                    Err(e) => {
+                        *failed.lock().unwrap() = Some(e.to_string());
+                        return;
+                    }
+                };
                 match event {
                     watcher::Event::Init => init.clear(),
                     watcher::Event::InitApply(p) => {
@@ -314,10 +362,15 @@ impl AvailabilityProbe {
             }
         });
         let _ = tokio::time::timeout(WAIT, rx).await;
-        AvailabilityProbe { lowest, task }
+        AvailabilityProbe { lowest, error, task }
     }
 
+    /// The lowest count seen; panics if the watch failed at any point.
     fn lowest(&self) -> i32 {
+        if let Some(e) = self.error.lock().unwrap().as_ref() {
+            panic!("the independent availability watch failed: {e}");
+        }
+        assert!(!self.task.is_finished(), "the independent availability watch stopped");
         self.lowest.load(Ordering::SeqCst)
     }
 }
@@ -333,58 +386,47 @@ fn scheduling(d: &Deployment) -> (Value, Value, Value, Value) {
     (pod["nodeSelector"].clone(), pod["tolerations"].clone(), pod["affinity"].clone(), serde_json::to_value(&d.spec.strategy).unwrap())
 }
 
+/// Four replicas whose own strategy would take one down at a time (maxUnavailable 1), and new
+/// pods that take two seconds to get Ready: a move that kept the workload's strategy would
+/// drop to three available, which the independent watch would see. Only the migration's
+/// maxUnavailable 0 keeps four.
 #[tokio::test]
 async fn a_deployment_moves_to_the_dedicated_node_without_losing_a_replica() {
+    const WEB: i32 = 4;
     let mut w = World::new("4").await;
     w.start();
-    w.deployment("web", "200m").await;
+    let strategy = json!({ "strategy": { "type": "RollingUpdate", "rollingUpdate": { "maxUnavailable": 1, "maxSurge": 1 } } });
+    let slow_ready = json!({ "pod-ready.stage.kwok.x-k8s.io/delay": "2s" });
+    w.deployment_in(&w.ns, "web", "200m", WEB, strategy, slow_ready).await;
     let probe = AvailabilityProbe::start(w.pods(), "web").await;
-    assert_eq!(probe.lowest(), REPLICAS, "all replicas available before the move");
-    let started = Instant::now();
+    assert_eq!(probe.lowest(), WEB, "all replicas available before the move");
     let name = w.migrate(&[&["web"]], json!({})).await;
     let wm = w.wait_phase(&name, MigrationState::Succeeded).await;
-    let migration_time = started.elapsed();
-    w.wait_all_pods_on("web", &w.dedicated).await;
+    w.wait_pods_on("web", WEB, &w.dedicated).await;
 
-    assert_eq!(probe.lowest(), REPLICAS, "an independent watch saw available pods drop below the desired count");
+    assert_eq!(probe.lowest(), WEB, "an independent watch saw available pods drop below the desired count");
     let status = wm.status.unwrap();
     let web = &status.workloads[0];
     assert_eq!(web.state, WorkloadState::Moved);
-    assert_eq!(web.min_available_seen, Some(REPLICAS), "the controller's own measurement agrees");
-    assert_eq!(web.desired_replicas, REPLICAS);
+    assert_eq!(web.min_available_seen, Some(WEB), "the controller's own measurement agrees");
+    assert_eq!((web.desired_replicas, web.on_target), (WEB, WEB), "where the pods are now");
+    let before = status.before.expect("the shared pool before the move, taken at the start");
+    assert_eq!(before.pods_on_shared_pool, WEB as u32, "every replica ran on the shared pool before");
     let d = w.deployments().get("web").await.unwrap();
     let (selector, tolerations, _, strategy) = scheduling(&d);
-    assert_eq!(selector, json!({ "kubernetes.io/hostname": w.dedicated }));
+    assert_eq!(selector["kubernetes.io/hostname"], json!(w.dedicated));
+    assert_eq!(selector["hexabase.ai/workspace"], json!(w.ws));
     assert!(tolerations.as_array().unwrap().iter().any(|t| t["key"] == "example.com/spot"), "existing tolerations kept");
     assert!(tolerations.as_array().unwrap().iter().any(|t| t["key"] == "hexabase.ai/dedicated" && t["value"] == w.ws.as_str()));
     assert_eq!(strategy["rollingUpdate"]["maxUnavailable"], json!(0));
     assert!(d.annotations().contains_key(patch::ORIGINAL_ANNOTATION), "the record of the original scheduling stays");
 
     // Told once, with the measured availability.
-    let told = cluster::wait_until(&w.migrations(), &name, WAIT, "user notified", |wm: &WorkloadMigration| {
-        wm.status.as_ref().is_some_and(|s| s.conditions.iter().any(|c| c.type_ == "UserNotified" && c.status == "True"))
-    })
-    .await;
+    let told = w.wait_notified(&name, 0).await;
     assert_eq!(told.status.unwrap().phase, MigrationState::Succeeded);
     let notes = w.notifications().await;
     assert_eq!(notes.iter().filter(|n| n.starts_with("Migration complete")).count(), 1, "{notes:?}");
-    assert!(notes[0].contains("3 of 3 replicas available at the lowest"), "{notes:?}");
-
-    // For comparison: a plain rolling update of the same Deployment on this cluster.
-    let probe_plain = AvailabilityProbe::start(w.pods(), "web").await;
-    let plain = Instant::now();
-    w.deployments()
-        .patch("web", &PatchParams::default(), &Patch::Merge(json!({ "spec": { "template": { "metadata": { "annotations": { "restartedAt": "now" } } } } })))
-        .await
-        .unwrap();
-    w.wait_rolled_out("web").await;
-    w.wait_all_pods_on("web", &w.dedicated).await;
-    let plain_time = plain.elapsed();
-    eprintln!(
-        "MEASURED: migration of a {REPLICAS}-replica Deployment took {migration_time:?} (lowest available {}), a plain rolling update of it {plain_time:?} (lowest available {})",
-        probe.lowest(),
-        probe_plain.lowest()
-    );
+    assert!(notes[0].contains("4 of 4 replicas available at the lowest"), "{notes:?}");
 }
 
 #[tokio::test]
@@ -397,6 +439,7 @@ async fn a_move_that_cannot_schedule_rolls_back_to_exactly_the_original() {
     let wm = w.wait_phase(&name, MigrationState::RolledBack).await;
     let status = wm.status.unwrap();
     assert_eq!(status.workloads[0].state, WorkloadState::RolledBack);
+    assert_eq!(status.workloads[0].on_target, 0, "a rolled-back workload is back on the shared pool");
     let error = status.error.expect("the cause");
     eprintln!("ROLLED BACK: {error:#?}");
     assert_eq!(error.reason, "Unschedulable");
@@ -411,11 +454,10 @@ async fn a_move_that_cannot_schedule_rolls_back_to_exactly_the_original() {
     assert_eq!(after.spec.template, before.spec.template, "the whole pod template is the original again");
 
     // Retrying (raising spec.retry) starts over from a fresh status and fails the same way.
+    w.wait_notified(&name, 0).await;
     w.spec_patch(&name, json!({ "retry": 1 })).await;
-    cluster::wait_until(&w.migrations(), &name, WAIT, "retried", |wm: &WorkloadMigration| {
-        wm.status.as_ref().is_some_and(|s| s.attempt == 1 && s.phase == MigrationState::RolledBack)
-    })
-    .await;
+    let retried = w.wait_notified(&name, 1).await;
+    assert_eq!(retried.status.unwrap().phase, MigrationState::RolledBack);
     let notes = w.notifications().await;
     assert_eq!(notes.iter().filter(|n| n.starts_with("Migration rolled back")).count(), 2, "one notice an attempt: {notes:?}");
 }
@@ -453,7 +495,6 @@ async fn a_phased_plan_stops_after_each_approved_phase() {
     let status = wm.status.unwrap();
     assert_eq!((status.workloads[0].state, status.workloads[1].state, status.current_phase), (WorkloadState::Moved, WorkloadState::Pending, 2));
     w.wait_all_pods_on("web", &w.dedicated).await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
     w.wait_all_pods_on("worker", &w.shared).await;
     assert!(!w.deployments().get("worker").await.unwrap().annotations().contains_key(patch::MIGRATION_ANNOTATION));
 
@@ -470,14 +511,10 @@ async fn a_paused_migration_moves_nothing_until_resumed() {
     let name = w.migrate(&[&["web"]], json!({ "paused": true })).await;
     let wm = w.wait_phase(&name, MigrationState::Paused).await;
     assert_eq!(wm.status.unwrap().pause_reason.as_deref(), Some("Paused by the user"));
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    w.wait_notified(&name, 0).await;
+    assert!(w.notifications().await.iter().any(|n| n.starts_with("Migration paused")));
     w.wait_all_pods_on("web", &w.shared).await;
     assert!(!w.deployments().get("web").await.unwrap().annotations().contains_key(patch::MIGRATION_ANNOTATION), "nothing touched");
-    cluster::wait_until(&w.migrations(), &name, WAIT, "pause notified", |wm: &WorkloadMigration| {
-        wm.status.as_ref().is_some_and(|s| s.conditions.iter().any(|c| c.type_ == "UserNotified" && c.status == "True"))
-    })
-    .await;
-    assert!(w.notifications().await.iter().any(|n| n.starts_with("Migration paused")));
 
     w.spec_patch(&name, json!({ "paused": false })).await;
     let wm = w.wait_phase(&name, MigrationState::Succeeded).await;
@@ -509,7 +546,10 @@ async fn another_workspaces_pod_stays_off_the_dedicated_node() {
     .unwrap();
     pods.create(&PostParams::default(), &intruder).await.unwrap();
     let p = cluster::wait_until(&pods, "intruder", WAIT, "intruder unschedulable", |p: &Pod| {
-        p.status.as_ref().and_then(|s| s.conditions.as_ref()).is_some_and(|c| c.iter().any(|c| c.type_ == "PodScheduled" && c.reason.as_deref() == Some("Unschedulable")))
+        p.status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|c| c.iter().any(|c| c.type_ == "PodScheduled" && c.reason.as_deref() == Some("Unschedulable")))
     })
     .await;
     assert!(p.spec.unwrap().node_name.is_none(), "never placed on the dedicated node");
@@ -565,13 +605,9 @@ async fn the_latency_guard_pauses_before_the_next_workload_and_the_user_resumes(
     assert_eq!(status.pause_reason.as_deref(), Some("p95 latency 180 ms is 80% above the 100 ms baseline"));
     assert_eq!(status.current_latency_ms, Some(180.0));
     assert_eq!(status.workloads[1].state, WorkloadState::Pending);
-    cluster::wait_until(&w.migrations(), &name, WAIT, "pause notified", |wm: &WorkloadMigration| {
-        wm.status.as_ref().is_some_and(|s| s.conditions.iter().any(|c| c.type_ == "UserNotified" && c.status == "True"))
-    })
-    .await;
+    w.wait_notified(&name, 0).await;
     let notes = w.notifications().await;
     assert!(notes.iter().any(|n| n.starts_with("Migration paused") && n.contains("80% above")), "{notes:?}");
-    tokio::time::sleep(Duration::from_secs(2)).await;
     w.wait_all_pods_on("api", &w.shared).await;
 
     // The user resumes once latency is back to normal.
@@ -633,11 +669,12 @@ async fn a_pause_with_a_resume_time_resumes_by_itself() {
     w.deployment("web", "100m").await;
     w.start();
     let at = time::OffsetDateTime::now_utc() + time::Duration::seconds(3);
-    let at = at.format(&time::format_description::well_known::Rfc3339).unwrap();
-    let name = w.migrate(&[&["web"]], json!({ "paused": true, "resumeAt": at })).await;
-    w.wait_phase(&name, MigrationState::Paused).await;
+    let name = w.migrate(&[&["web"]], json!({ "paused": true, "resumeAt": server::engine::time::rfc3339(at) })).await;
+    // Whenever the controller first looks (before or after the time), nothing moves before it.
     let wm = w.wait_phase(&name, MigrationState::Succeeded).await;
     assert!(!wm.spec.paused && wm.spec.resume_at.is_none(), "the pause was lifted in the spec");
+    let started = wm.status.unwrap().workloads[0].started_at.as_deref().and_then(server::engine::time::parse_rfc3339).expect("a start time");
+    assert!(started >= at, "the move started at {started}, before the resume time {at}");
     w.wait_all_pods_on("web", &w.dedicated).await;
 }
 
@@ -665,9 +702,10 @@ async fn a_stateful_set_moves_pod_by_pod() {
     }))
     .unwrap();
     sets.create(&PostParams::default(), &set).await.unwrap();
-    cluster::wait_until(&sets, "db", WAIT, "stateful set ready", |s: &StatefulSet| s.status.as_ref().and_then(|s| s.available_replicas) == Some(REPLICAS)).await;
+    cluster::wait_until(&sets, "db", WAIT, "stateful set ready", |s: &StatefulSet| s.status.as_ref().and_then(|s| s.available_replicas) == Some(REPLICAS))
+        .await;
     w.start();
-    let name = w.migrate_phases(vec![json!({ "workloads": [{ "kind": "StatefulSet", "name": "db" }] })], json!({})).await;
+    let name = w.migrate_phases(vec![json!({ "workloads": [{ "namespace": w.ns, "kind": "StatefulSet", "name": "db" }] })], json!({})).await;
     let wm = w.wait_phase(&name, MigrationState::Succeeded).await;
     w.wait_all_pods_on("db", &w.dedicated).await;
     let db = &wm.status.unwrap().workloads[0];
@@ -676,4 +714,34 @@ async fn a_stateful_set_moves_pod_by_pod() {
     assert!(db.min_available_seen.is_some_and(|m| m >= REPLICAS - 1), "{:?}", db.min_available_seen);
     let s = sets.get("db").await.unwrap();
     assert_eq!(s.spec.update_strategy.unwrap().type_.as_deref(), Some("RollingUpdate"));
+}
+
+/// A workspace may own several namespaces: a workload is named by its namespace too, and a
+/// migration moves exactly the one chosen, not its namesake next door.
+#[tokio::test]
+async fn of_two_same_named_deployments_only_the_chosen_one_moves() {
+    let mut w = World::new("4").await;
+    let mut cleanup = Cleanup::new(&w.client);
+    let other = cleanup.namespace("t-migr-b", &[("hexabase.ai/workspace", &w.ws)]).await;
+    w.deployment("web", "100m").await;
+    w.deployment_in(&other, "web", "100m", REPLICAS, json!({}), json!({})).await;
+    w.start();
+    let phases = vec![json!({ "workloads": [{ "namespace": other, "kind": "Deployment", "name": "web" }] })];
+    let name = w.migrate_phases(phases, json!({})).await;
+    let wm = w.wait_phase(&name, MigrationState::Succeeded).await;
+    assert_eq!(wm.status.unwrap().workloads[0].workload.namespace, other);
+    let other_pods: Api<Pod> = Api::namespaced(w.client.clone(), &other);
+    let on =
+        |pods: Vec<Pod>| pods.iter().filter(|p| p.metadata.deletion_timestamp.is_none()).filter_map(|p| p.spec.as_ref()?.node_name.clone()).collect::<Vec<_>>();
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let nodes = on(other_pods.list(&ListParams::default().labels("app=web")).await.unwrap().items);
+        if nodes.len() == REPLICAS as usize && nodes.iter().all(|n| n == &w.dedicated) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the chosen web did not move: {nodes:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    w.wait_all_pods_on("web", &w.shared).await;
+    assert!(!w.deployments().get("web").await.unwrap().annotations().contains_key(patch::MIGRATION_ANNOTATION), "its namesake was not touched");
 }

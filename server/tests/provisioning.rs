@@ -13,8 +13,9 @@ use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::wait::await_condition;
 use kube::{Client, ResourceExt};
 use server::catalogue::Catalogue;
-use server::crd::{DedicatedNode, DedicatedNodeSpec, Phase, StepName, StepState};
-use server::provisioning::{self, steps::StatusExt, Config, Context, SCOPE_LABEL};
+use server::crd::{DedicatedNode, DedicatedNodeSpec, NodePhase, StepName, StepState};
+use server::engine::{Scope, SCOPE_LABEL};
+use server::provisioning::{self, steps::StatusExt, Config, Context};
 use server::store::Store;
 use support::cluster;
 
@@ -46,7 +47,7 @@ struct World {
 impl World {
     async fn new() -> World {
         let client = cluster::client().await;
-        provisioning::ensure_crds(client.clone()).await.expect("CRDs installed");
+        server::engine::install::ensure_platform(client.clone()).await.expect("platform installed");
         let db = std::env::temp_dir().join(format!("hexabase-prov-{}.db", server::db::new_id()));
         let store = Store::new(server::db::connect(&format!("sqlite://{}?mode=rwc", db.display())).await.expect("database"));
         server::seed::seed_demo(&store).await.expect("seed");
@@ -57,7 +58,7 @@ impl World {
     }
 
     fn start(&mut self, step_delay: Duration) {
-        let config = Config { step_delay, scope: Some(self.scope.clone()) };
+        let config = Config { step_delay, scope: Scope::labelled(&self.scope) };
         let ctx = Arc::new(Context::new(self.client.clone(), self.store.clone(), self.catalogue.clone(), config));
         self.controller = Some(tokio::spawn(provisioning::run(self.client.clone(), ctx)));
     }
@@ -101,8 +102,8 @@ impl World {
         }
     }
 
-    async fn wait_phase(&self, name: &str, phase: Phase) -> DedicatedNode {
-        self.wait_for(name, &format!("{phase:?}"), |dn| dn.status.as_ref().is_some_and(|s| s.phase == phase)).await
+    async fn wait_phase(&self, name: &str, phase: NodePhase) -> DedicatedNode {
+        self.wait_for(name, phase.as_str(), |dn| dn.status.as_ref().is_some_and(|s| s.phase == phase)).await
     }
 
     async fn wait_gone(&self, name: &str) {
@@ -110,11 +111,11 @@ impl World {
         assert!(matches!(gone, Ok(Ok(_))), "{name} was not deleted within {WAIT:?}");
     }
 
-    /// Nodes made for this order (by owner), however they are named.
+    /// Nodes made for this order, by the order label a provider puts on them, however they
+    /// are named: a second Node under another name would be counted.
     async fn nodes_of(&self, dn: &DedicatedNode) -> Vec<Node> {
-        let uid = dn.uid().unwrap();
-        let all = self.nodes().list(&ListParams::default().labels("hexabase.ai/node-pool=dedicated")).await.unwrap();
-        all.items.into_iter().filter(|n| n.owner_references().iter().any(|o| o.uid == uid)).collect()
+        let selector = format!("hexabase.ai/dedicated-node={}", dn.name_any());
+        self.nodes().list(&ListParams::default().labels(&selector)).await.unwrap().items
     }
 
     async fn workspace_id(&self) -> String {
@@ -152,8 +153,8 @@ fn steps_all_done(dn: &DedicatedNode) {
     assert_eq!(status.steps.iter().map(|s| s.name).collect::<Vec<_>>(), StepName::ALL.to_vec());
     for step in &status.steps {
         assert_eq!(step.state, StepState::Done, "{step:?}");
-        let started = step.started_at.as_deref().and_then(server::provisioning::steps::parse_rfc3339).expect("started_at is RFC 3339");
-        let finished = step.finished_at.as_deref().and_then(server::provisioning::steps::parse_rfc3339).expect("finished_at is RFC 3339");
+        let started = step.started_at.as_deref().and_then(server::engine::time::parse_rfc3339).expect("started_at is RFC 3339");
+        let finished = step.finished_at.as_deref().and_then(server::engine::time::parse_rfc3339).expect("finished_at is RFC 3339");
         assert!(started <= finished, "{step:?}");
     }
     assert_eq!(status.progress, 100);
@@ -165,7 +166,7 @@ async fn a_dedicated_node_becomes_ready_with_labels_taint_and_capacity_and_the_u
     w.start(Duration::ZERO);
     let t0 = Instant::now();
     let name = w.order("dn-ready", "d2.large", "ap-northeast-1").await;
-    let dn = w.wait_phase(&name, Phase::Ready).await;
+    let dn = w.wait_phase(&name, NodePhase::Ready).await;
     eprintln!("measured: {name} Ready {} ms after creation (step delay 0)", t0.elapsed().as_millis());
     for step in &dn.status.as_ref().unwrap().steps {
         eprintln!("  {:?}: {:?} .. {:?}", step.name, step.started_at, step.finished_at);
@@ -201,7 +202,7 @@ async fn a_dedicated_node_becomes_ready_with_labels_taint_and_capacity_and_the_u
     assert_eq!((cap["cpu"].0.as_str(), cap["memory"].0.as_str(), cap["pods"].0.as_str()), ("2", "8Gi", "110"));
     assert_eq!(cap["ephemeral-storage"].0, "100Gi");
     assert_eq!(alloc["cpu"].0, "1900m");
-    assert!(server::cluster::quantity::bytes(&alloc["memory"].0).unwrap() < 8.0 * server::cluster::quantity::GIB);
+    assert!(server::capacity::quantity(&alloc["memory"]).unwrap() < 8.0 * server::capacity::GIB);
     assert_eq!(w.nodes_of(&dn).await.len(), 1);
 
     // The notification is sent once the Ready status is stored, and only once.
@@ -214,12 +215,17 @@ async fn a_dedicated_node_becomes_ready_with_labels_taint_and_capacity_and_the_u
     assert_eq!(mine[0].body, format!("{name} (d2.large, ap-northeast-1) is ready for workloads."));
     assert_eq!(mine[0].link.as_deref(), Some(format!("/w/{WORKSPACE}/nodes/{name}").as_str()));
     let audit = w.store.audit_entries(Some(&ws)).await.unwrap();
-    assert!(audit.iter().any(|e| e.action == "provision-dedicated-node" && e.outcome == "succeeded" && e.target.as_deref() == Some(name.as_str()) && e.actor == "dev@example.com"));
+    assert!(audit.iter().any(|e| e.action == "provision-dedicated-node"
+        && e.outcome == "succeeded"
+        && e.target.as_deref() == Some(name.as_str())
+        && e.actor == "dev@example.com"));
 
     // A restarted controller re-reads a Ready order and neither notifies again nor changes it.
+    // A second order reaching Ready shows the restarted controller has done its first pass.
     w.kill().await;
     w.start(Duration::ZERO);
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    let second = w.order("dn-after-restart", "d2.large", "ap-northeast-1").await;
+    w.wait_phase(&second, NodePhase::Ready).await;
     let again = w.orders().get(&name).await.unwrap();
     assert_eq!(again.resource_version(), dn.resource_version(), "nothing to write for a settled order");
     assert_eq!(w.store.notifications(&ws).await.unwrap().iter().filter(|n| n.body.contains(&name)).count(), 1);
@@ -230,7 +236,7 @@ async fn no_capacity_fails_with_alternatives_and_creates_nothing_then_an_alterna
     let mut w = World::new().await;
     w.start(Duration::ZERO);
     let name = w.order("dn-full", "d2.large", "ap-northeast-3").await;
-    let dn = w.wait_phase(&name, Phase::Failed).await;
+    let dn = w.wait_phase(&name, NodePhase::Failed).await;
     let status = dn.status.clone().unwrap();
     let error = status.error.clone().expect("an error");
     assert_eq!(error.reason, "InsufficientCapacity");
@@ -250,7 +256,7 @@ async fn no_capacity_fails_with_alternatives_and_creates_nothing_then_an_alterna
     // The user picks the first alternative (use case 8d): the changed spec is tried afresh.
     let pick = &status.alternatives[0];
     w.orders().patch(&name, &PatchParams::default(), &Patch::Merge(serde_json::json!({"spec": {"region": pick.region}}))).await.unwrap();
-    let dn = w.wait_phase(&name, Phase::Ready).await;
+    let dn = w.wait_phase(&name, NodePhase::Ready).await;
     steps_all_done(&dn);
     assert!(dn.status.as_ref().unwrap().error.is_none() && dn.status.as_ref().unwrap().alternatives.is_empty());
     let node = w.nodes().get(&name).await.unwrap();
@@ -264,12 +270,12 @@ async fn two_orders_racing_for_the_last_slot_get_one_node() {
     // Osaka has room for exactly one d4.xlarge.
     let a = w.order("dn-race-a", "d4.xlarge", "ap-northeast-3").await;
     let b = w.order("dn-race-b", "d4.xlarge", "ap-northeast-3").await;
-    let settled = |dn: &DedicatedNode| dn.status.as_ref().is_some_and(|s| matches!(s.phase, Phase::Ready | Phase::Failed));
+    let settled = |dn: &DedicatedNode| dn.status.as_ref().is_some_and(|s| matches!(s.phase, NodePhase::Ready | NodePhase::Failed));
     let da = w.wait_for(&a, "settled", settled).await;
     let db = w.wait_for(&b, "settled", settled).await;
     let phases = [da.status.unwrap().phase, db.status.unwrap().phase];
-    assert_eq!(phases.iter().filter(|p| **p == Phase::Ready).count(), 1, "{phases:?}");
-    assert_eq!(phases.iter().filter(|p| **p == Phase::Failed).count(), 1, "{phases:?}");
+    assert_eq!(phases.iter().filter(|p| **p == NodePhase::Ready).count(), 1, "{phases:?}");
+    assert_eq!(phases.iter().filter(|p| **p == NodePhase::Failed).count(), 1, "{phases:?}");
 }
 
 #[tokio::test]
@@ -298,7 +304,7 @@ async fn a_controller_killed_mid_provisioning_finishes_with_exactly_one_node_aft
 
     w.start(Duration::ZERO);
     for name in [&booting, &registering] {
-        let dn = w.wait_phase(name, Phase::Ready).await;
+        let dn = w.wait_phase(name, NodePhase::Ready).await;
         steps_all_done(&dn);
         assert_eq!(w.nodes_of(&dn).await.len(), 1, "{name}: exactly one Node");
         if name == &booting {
@@ -319,7 +325,7 @@ async fn deleting_the_order_removes_its_node() {
     let mut w = World::new().await;
     w.start(Duration::ZERO);
     let name = w.order("dn-delete", "d2.large", "ap-northeast-1").await;
-    w.wait_phase(&name, Phase::Ready).await;
+    w.wait_phase(&name, NodePhase::Ready).await;
     assert!(w.nodes().get_opt(&name).await.unwrap().is_some());
 
     w.orders().delete(&name, &DeleteParams::default()).await.unwrap();
@@ -378,9 +384,9 @@ impl provisioning::NodeProvider for FlakyProvider {
 #[tokio::test]
 async fn a_failing_provider_call_is_shown_on_its_step_and_retried() {
     let mut w = World::new().await;
-    let config = Config { step_delay: Duration::ZERO, scope: Some(w.scope.clone()) };
+    let config = Config { step_delay: Duration::ZERO, scope: Scope::labelled(&w.scope) };
     let flaky = Arc::new(FlakyProvider {
-        inner: provisioning::kwok::KwokProvider::new(w.client.clone(), w.catalogue.clone(), Duration::ZERO, config.selector()),
+        inner: provisioning::kwok::KwokProvider::new(w.client.clone(), w.catalogue.clone(), Duration::ZERO, config.scope.selector()),
         failures: 1.into(),
         calls: Default::default(),
     });
@@ -390,12 +396,14 @@ async fn a_failing_provider_call_is_shown_on_its_step_and_retried() {
     let name = w.order("dn-flaky", "d2.large", "ap-northeast-1").await;
     let waiting = w
         .wait_for(&name, "retrying", |dn| {
-            dn.status.as_ref().is_some_and(|s| s.steps.iter().any(|st| st.name == StepName::Registering && st.message.as_deref().is_some_and(|m| m.starts_with("Retrying:"))))
+            dn.status
+                .as_ref()
+                .is_some_and(|s| s.steps.iter().any(|st| st.name == StepName::Registering && st.message.as_deref().is_some_and(|m| m.starts_with("Retrying:"))))
         })
         .await;
     let status = waiting.status.unwrap();
-    assert_eq!((status.phase, status.progress), (Phase::Provisioning, 50), "the steps before the failure stay done");
-    let dn = w.wait_phase(&name, Phase::Ready).await;
+    assert_eq!((status.phase, status.progress), (NodePhase::Provisioning, 50), "the steps before the failure stay done");
+    let dn = w.wait_phase(&name, NodePhase::Ready).await;
     steps_all_done(&dn);
     assert!(dn.status.as_ref().unwrap().steps.iter().all(|s| s.message.is_none()), "the retry message is cleared");
     let calls = flaky.calls.lock().unwrap().clone();

@@ -3,7 +3,7 @@
 use leptos::prelude::*;
 
 use crate::error::AppError;
-use crate::model::{format_amount, UsageBar};
+use crate::model::{format_amount, format_utc_time, Tone, UsageBar};
 
 #[component]
 pub fn Card(#[prop(into)] title: String, children: Children) -> impl IntoView {
@@ -75,16 +75,47 @@ pub fn UsageMeter(bar: UsageBar) -> impl IntoView {
     }
 }
 
+/// A short state word in the colour of what it means.
 #[component]
-pub fn Badge(#[prop(into)] text: String, #[prop(optional, into)] tone: Option<String>) -> impl IntoView {
-    let tone = match tone.as_deref() {
-        Some("green") => "bg-emerald-50 text-emerald-700 ring-emerald-600/20 dark:bg-emerald-950 dark:text-emerald-300",
-        Some("amber") => "bg-amber-50 text-amber-700 ring-amber-600/20 dark:bg-amber-950 dark:text-amber-300",
-        Some("red") => "bg-rose-50 text-rose-700 ring-rose-600/20 dark:bg-rose-950 dark:text-rose-300",
-        _ => "bg-indigo-50 text-indigo-700 ring-indigo-600/20 dark:bg-indigo-950 dark:text-indigo-300",
+pub fn Badge(#[prop(into)] text: String, tone: Tone) -> impl IntoView {
+    let tone = match tone {
+        Tone::Good => "bg-emerald-50 text-emerald-700 ring-emerald-600/20 dark:bg-emerald-950 dark:text-emerald-300",
+        Tone::Busy => "bg-amber-50 text-amber-700 ring-amber-600/20 dark:bg-amber-950 dark:text-amber-300",
+        Tone::Bad => "bg-rose-50 text-rose-700 ring-rose-600/20 dark:bg-rose-950 dark:text-rose-300",
+        Tone::Neutral => "bg-slate-100 text-slate-700 ring-slate-500/20 dark:bg-slate-800 dark:text-slate-300",
     };
     view! {
-        <span class=format!("inline-flex items-center rounded-md px-2 py-0.5 text-xs font-medium ring-1 ring-inset {tone}")>{text}</span>
+        <span class=format!("inline-flex items-center whitespace-nowrap rounded-md px-2 py-0.5 text-xs font-medium ring-1 ring-inset {tone}")>{text}</span>
+    }
+}
+
+/// A time of day in the reader's own time zone. The server renders it in UTC (it cannot know
+/// the reader's zone); once hydrated the browser puts the local time in its place, after
+/// hydration so the two renders never disagree.
+#[component]
+pub fn LocalTime(unix_ms: i64) -> impl IntoView {
+    let text = RwSignal::new(format_utc_time(unix_ms));
+    #[cfg(feature = "hydrate")]
+    Effect::new(move |_| text.set(local_time(unix_ms)));
+    view! { <span class="tabular-nums">{move || text.get()}</span> }
+}
+
+/// "14:05:09" in the browser's time zone and locale.
+#[cfg(feature = "hydrate")]
+fn local_time(unix_ms: i64) -> String {
+    let date = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(unix_ms as f64));
+    String::from(date.to_locale_time_string("default"))
+}
+
+/// Unix seconds now, on either side.
+pub fn now_unix() -> i64 {
+    #[cfg(feature = "hydrate")]
+    {
+        (js_sys::Date::now() / 1000.0) as i64
+    }
+    #[cfg(not(feature = "hydrate"))]
+    {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
     }
 }
 

@@ -7,7 +7,7 @@ use leptos_meta::Title;
 
 use crate::components::{Card, ErrorNotice, PageHeader, BUTTON_PRIMARY, BUTTON_SECONDARY, INPUT};
 use crate::error::AppError;
-use crate::model::{format_amount, format_usd, Estimate, WizardData};
+use crate::model::{count, format_amount, format_usd, Estimate, WizardData};
 use crate::pages::layout::use_workspace_slug;
 
 #[server(endpoint = "load_wizard")]
@@ -62,6 +62,7 @@ fn Wizard(data: WizardData) -> impl IntoView {
     let action = ServerAction::<StartProvisioning>::new();
     let submit_error = move || action.value().get().and_then(|r| r.err());
     let need = data.need.clone();
+    let headroom = data.headroom_percent;
     view! {
         <ActionForm action attr:class="grid gap-6 lg:grid-cols-3" attr:id="add-node-form">
             <input type="hidden" name="workspace" value=ws.clone()/>
@@ -77,20 +78,21 @@ fn Wizard(data: WizardData) -> impl IntoView {
                                 let recommended = data.recommended_size.as_deref() == Some(s.id.as_str());
                                 view! {
                                     <label class="relative flex cursor-pointer flex-col gap-1 rounded-xl border border-slate-200 p-4 hover:border-indigo-400 has-[:checked]:border-indigo-600 has-[:checked]:ring-2 has-[:checked]:ring-indigo-600/30 dark:border-slate-700">
-                                        <input type="radio" name="size" value=id.clone() class="peer sr-only"
-                                            prop:checked=move || size.get() == id_checked
-                                            checked=size.get_untracked() == id
-                                            on:change=move |_| size.set(id_change.clone())/>
-                                        <span class="flex items-center justify-between">
+                                        <span class="flex items-center gap-3">
+                                            // The radio itself is the control: visible, focusable, checkable.
+                                            <input type="radio" name="size" value=id.clone()
+                                                class="h-4 w-4 shrink-0 cursor-pointer accent-indigo-600 focus:outline-none focus-visible:ring-2 focus-visible:ring-indigo-500 focus-visible:ring-offset-2"
+                                                prop:checked=move || size.get() == id_checked
+                                                checked=size.get_untracked() == id
+                                                on:change=move |_| size.set(id_change.clone())/>
                                             <span class="font-semibold">{s.id.clone()}</span>
-                                            {recommended.then(|| view! { <span class="rounded-md bg-emerald-50 px-2 py-0.5 text-xs font-medium text-emerald-700 dark:bg-emerald-950 dark:text-emerald-300">"Recommended"</span> })}
+                                            {recommended.then(|| view! { <span class="ml-auto rounded-md bg-emerald-50 px-2 py-0.5 text-xs font-medium text-emerald-700 dark:bg-emerald-950 dark:text-emerald-300">"Recommended"</span> })}
                                         </span>
                                         <span class="text-sm text-slate-600 dark:text-slate-400">
                                             {format!("{} vCPU · {} GiB memory · {} GiB storage · {} Gbps", format_amount(s.vcpu), format_amount(s.memory_gib), format_amount(s.storage_gib), format_amount(s.network_gbps))}
                                         </span>
                                         <span class="text-sm font-medium">{format!("{} / month", format_usd(s.monthly_usd))}</span>
                                         <span class="text-xs text-slate-500">{s.description.clone()}</span>
-                                        <span class="pointer-events-none absolute inset-0 rounded-xl peer-focus-visible:ring-2 peer-focus-visible:ring-indigo-500"></span>
                                     </label>
                                 }
                             }).collect_view()}
@@ -117,9 +119,10 @@ fn Wizard(data: WizardData) -> impl IntoView {
                         })}
                     </Transition>
                     {need.map(|n| view! {
-                        <p class="mt-4 text-xs text-slate-500">
-                            {format!("Your {} workloads ({} pods) request {} vCPU and {} GiB on the shared pool, plus {} vCPU / {} GiB of rolling-update surge.",
-                                n.workloads, n.pods, format_amount(n.cpu), format_amount(n.memory_gib), format_amount(n.surge_cpu), format_amount(n.surge_memory_gib))}
+                        <p class="mt-4 text-xs text-slate-500" data-testid="need">
+                            {format!("Your {} ({}) request {} vCPU and {} GiB on the shared pool, plus {} vCPU / {} GiB of rolling-update surge. A size fits when it holds that with {}% headroom.",
+                                count(n.workloads, "workload", "workloads"), count(n.pods, "pod", "pods"), format_amount(n.cpu), format_amount(n.memory_gib),
+                                format_amount(n.surge_cpu), format_amount(n.surge_memory_gib), headroom)}
                         </p>
                     })}
                 </Card>

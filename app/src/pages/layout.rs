@@ -5,8 +5,9 @@ use leptos::prelude::*;
 use leptos_router::components::{Outlet, A};
 use leptos_router::hooks::{use_location, use_params_map};
 
+use crate::components::now_unix;
 use crate::error::AppError;
-use crate::model::{Notification, WorkspaceSummary};
+use crate::model::{format_ago, Notification, WorkspaceSummary};
 
 #[server(endpoint = "my_workspaces")]
 pub async fn my_workspaces() -> Result<Vec<WorkspaceSummary>, AppError> {
@@ -58,7 +59,7 @@ pub fn WorkspaceLayout() -> impl IntoView {
         <div class="flex min-h-screen">
             <Sidebar slug/>
             <div class="flex min-w-0 flex-1 flex-col">
-                <header class="flex h-16 items-center justify-between gap-4 border-b border-slate-200 bg-white px-6 dark:border-slate-800 dark:bg-slate-900">
+                <header class="flex h-16 items-center justify-between gap-2 border-b border-slate-200 bg-white px-4 sm:gap-4 sm:px-6 dark:border-slate-800 dark:bg-slate-900">
                     <Transition fallback=|| view! { <span class="text-sm text-slate-500">"Loading…"</span> }>
                         {move || Suspend::new(async move {
                             workspaces.await.map(|list| view! { <WorkspaceSwitcher slug list/> })
@@ -70,7 +71,10 @@ pub fn WorkspaceLayout() -> impl IntoView {
                         <SignOutButton/>
                     </div>
                 </header>
-                <main class="mx-auto w-full max-w-6xl flex-1 p-6">
+                <nav aria-label="Sections" class="flex gap-1 border-b border-slate-200 bg-white px-4 py-2 md:hidden dark:border-slate-800 dark:bg-slate-900">
+                    <SectionLinks slug/>
+                </nav>
+                <main class="mx-auto w-full max-w-6xl flex-1 p-4 sm:p-6">
                     <Outlet/>
                 </main>
             </div>
@@ -80,6 +84,22 @@ pub fn WorkspaceLayout() -> impl IntoView {
 
 #[component]
 fn Sidebar(slug: Memo<String>) -> impl IntoView {
+    view! {
+        <nav aria-label="Main" class="hidden w-60 shrink-0 flex-col border-r border-slate-200 bg-white p-4 md:flex dark:border-slate-800 dark:bg-slate-900">
+            <a href="/" class="mb-8 flex items-center gap-2 px-2">
+                <span class="flex h-8 w-8 items-center justify-center rounded-lg bg-indigo-600 text-sm font-bold text-white">"H"</span>
+                <span class="text-sm font-semibold">"Hexabase.AI"</span>
+            </a>
+            <div class="space-y-1">
+                <SectionLinks slug/>
+            </div>
+        </nav>
+    }
+}
+
+/// The dashboard's sections, in the sidebar on wide screens and under the header on phones.
+#[component]
+fn SectionLinks(slug: Memo<String>) -> impl IntoView {
     let location = use_location();
     let link = move |section: &'static str, label: &'static str| {
         let href = move || format!("/w/{}/{section}", slug.get());
@@ -96,16 +116,8 @@ fn Sidebar(slug: Memo<String>) -> impl IntoView {
         }
     };
     view! {
-        <nav aria-label="Main" class="hidden w-60 shrink-0 flex-col border-r border-slate-200 bg-white p-4 md:flex dark:border-slate-800 dark:bg-slate-900">
-            <a href="/" class="mb-8 flex items-center gap-2 px-2">
-                <span class="flex h-8 w-8 items-center justify-center rounded-lg bg-indigo-600 text-sm font-bold text-white">"H"</span>
-                <span class="text-sm font-semibold">"Hexabase.AI"</span>
-            </a>
-            <div class="space-y-1">
-                {link("nodes", "Node Management")}
-                {link("migrations", "Workload Migration")}
-            </div>
-        </nav>
+        {link("nodes", "Node Management")}
+        {link("migrations", "Workload Migration")}
     }
 }
 
@@ -114,17 +126,15 @@ fn Sidebar(slug: Memo<String>) -> impl IntoView {
 fn WorkspaceSwitcher(slug: Memo<String>, list: Vec<WorkspaceSummary>) -> impl IntoView {
     let open = RwSignal::new(false);
     let list = StoredValue::new(list);
-    let current = move || {
-        list.with_value(|l| l.iter().find(|w| w.slug == slug.get()).cloned())
-    };
+    let current = move || list.with_value(|l| l.iter().find(|w| w.slug == slug.get()).cloned());
     view! {
         <div class="relative" on:keydown=move |ev| if ev.key() == "Escape" { open.set(false) }>
             <button type="button" id="workspace-switcher" aria-haspopup="menu" aria-expanded=move || open.get().to_string()
                 class="flex items-center gap-2 rounded-lg px-2 py-1.5 text-sm hover:bg-slate-100 focus:outline-none focus-visible:ring-2 focus-visible:ring-indigo-500 dark:hover:bg-slate-800"
                 on:click=move |_| open.update(|o| *o = !*o)>
-                <span class="text-slate-500 dark:text-slate-400">"Workspace"</span>
+                <span class="hidden text-slate-500 sm:inline dark:text-slate-400">"Workspace"</span>
                 <span class="font-semibold">{move || current().map(|w| w.name).unwrap_or_else(|| slug.get())}</span>
-                <span class="text-xs text-slate-500">{move || current().map(|w| w.plan.label())}</span>
+                <span class="hidden text-xs text-slate-500 sm:inline">{move || current().map(|w| w.plan.label())}</span>
                 <span aria-hidden="true">"▾"</span>
             </button>
             <Show when=move || open.get()>
@@ -151,9 +161,7 @@ fn NotificationBell(slug: Memo<String>) -> impl IntoView {
     let mark_read = ServerAction::<MarkNotificationsRead>::new();
     let epoch = expect_context::<NotificationsEpoch>().0;
     let items = Resource::new(move || (slug.get(), mark_read.version().get(), epoch.get()), |(ws, _, _)| notifications(ws));
-    let unread = move || {
-        items.get().and_then(|r| r.ok()).map(|l| l.iter().filter(|n| !n.read).count()).unwrap_or(0)
-    };
+    let unread = move || items.get().and_then(|r| r.ok()).map(|l| l.iter().filter(|n| !n.read).count()).unwrap_or(0);
     let toggle = move |_| {
         let now_open = !open.get_untracked();
         open.set(now_open);
@@ -181,12 +189,15 @@ fn NotificationBell(slug: Memo<String>) -> impl IntoView {
                         {move || Suspend::new(async move {
                             match items.await {
                                 Ok(list) if list.is_empty() => view! { <p class="p-3 text-sm text-slate-500">"No notifications yet."</p> }.into_any(),
-                                Ok(list) => list.into_iter().map(|n| view! {
-                                    <a href=n.link.clone().unwrap_or_default() class="block rounded-lg p-3 hover:bg-slate-50 dark:hover:bg-slate-800">
-                                        <p class="text-sm font-medium">{n.title}</p>
-                                        <p class="text-xs text-slate-600 dark:text-slate-400">{n.body}</p>
-                                    </a>
-                                }).collect_view().into_any(),
+                                Ok(list) => {
+                                    let now = now_unix();
+                                    list.into_iter().map(|n| view! {
+                                        <a href=n.link.clone().unwrap_or_default() class="block rounded-lg p-3 hover:bg-slate-50 focus:outline-none focus-visible:ring-2 focus-visible:ring-indigo-500 dark:hover:bg-slate-800">
+                                            <p class="flex items-baseline justify-between gap-2 text-sm font-medium">{n.title}<span class="shrink-0 text-xs font-normal text-slate-500">{format_ago(now - n.created_at)}</span></p>
+                                            <p class="text-xs text-slate-600 dark:text-slate-400">{n.body}</p>
+                                        </a>
+                                    }).collect_view().into_any()
+                                }
                                 Err(e) => view! { <p class="p-3 text-sm text-rose-600">{e.to_string()}</p> }.into_any(),
                             }
                         })}

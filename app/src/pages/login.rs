@@ -32,11 +32,7 @@ pub async fn sign_in(email: String, password: String, next: Option<String>) -> R
     let backend = backend()?;
     let session = backend.sign_in(&email, &password, &client_addr()).await?;
     let secure = if backend.secure_cookies() { "; Secure" } else { "" };
-    set_cookie(format!(
-        "{}={}; Path=/; HttpOnly; SameSite=Lax; Max-Age=1209600{secure}",
-        crate::backend::SESSION_COOKIE,
-        session.token
-    ));
+    set_cookie(format!("{}={}; Path=/; HttpOnly; SameSite=Lax; Max-Age=1209600{secure}", crate::backend::SESSION_COOKIE, session.token));
     leptos_axum::redirect(&safe_next(next.as_deref()));
     Ok(())
 }

@@ -6,9 +6,9 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
 
-use crate::components::{Badge, Card, ErrorNotice, PageHeader, BUTTON_PRIMARY, BUTTON_SECONDARY, INPUT};
+use crate::components::{Badge, Card, ErrorNotice, LocalTime, PageHeader, BUTTON_PRIMARY, BUTTON_SECONDARY, INPUT};
 use crate::error::AppError;
-use crate::model::{format_amount, MigrationPlan, MigrationProgress, WorkloadProgress};
+use crate::model::{count, format_amount, ControlAction, MigrationPlan, MigrationProgress, MigrationState, WorkloadKey, WorkloadProgress, WorkloadState};
 use crate::pages::layout::use_workspace_slug;
 
 #[server(endpoint = "start_migration")]
@@ -21,27 +21,48 @@ pub async fn start_migration(
     margin_percent: Option<f64>,
 ) -> Result<(), AppError> {
     use crate::context::*;
-    let keys = crate::pages::migrations::split_keys(&workloads);
+    let user = current_user()?;
+    let keys = WorkloadKey::parse_list(&workloads).map_err(AppError::Invalid)?;
     let guard = latency_guard.is_some().then(|| margin_percent.unwrap_or(50.0));
-    let name = backend()?.start_migration(&current_user()?, &workspace, &node, &keys, phased.is_some(), guard).await?;
-    leptos_axum::redirect(&format!("/w/{workspace}/migrations/{name}"));
+    let (namespace, name) = backend()?.start_migration(&user, &workspace, &node, &keys, phased.is_some(), guard).await?;
+    leptos_axum::redirect(&migration_href(&workspace, &namespace, &name));
     Ok(())
 }
 
 #[server(endpoint = "load_migration_progress")]
-pub async fn load_migration_progress(workspace: String, name: String) -> Result<MigrationProgress, AppError> {
+pub async fn load_migration_progress(workspace: String, namespace: String, name: String) -> Result<MigrationProgress, AppError> {
     use crate::context::*;
-    backend()?.migration_progress(&current_user()?, &workspace, &name).await
+    backend()?.migration_progress(&current_user()?, &workspace, &namespace, &name).await
 }
 
-/// `action` is one of "resume", "resume_at", "approve_next", "retry".
+/// `target` is the phase to approve (ApproveNext) or the attempt to start (Retry), as the page
+/// showed it; `at` the time for ResumeAt.
 #[server(endpoint = "control_migration")]
-pub async fn control_migration(workspace: String, name: String, action: String, at: Option<String>) -> Result<(), AppError> {
+pub async fn control_migration(
+    workspace: String,
+    namespace: String,
+    name: String,
+    action: ControlAction,
+    target: Option<u32>,
+    at: Option<String>,
+) -> Result<(), AppError> {
     use crate::context::*;
-    backend()?.control_migration(&current_user()?, &workspace, &name, &action, at.as_deref()).await
+    let user = current_user()?;
+    backend()?.control_migration(&user, &workspace, &namespace, &name, &crate::model::MigrationControl { action, target, at }).await
 }
 
-pub fn start_migration_form(ws: String, node: RwSignal<String>, selected: RwSignal<Vec<String>>, plan: Resource<Result<Option<MigrationPlan>, AppError>>, guard: bool) -> AnyView {
+/// The page of one migration.
+pub fn migration_href(workspace: &str, namespace: &str, name: &str) -> String {
+    format!("/w/{workspace}/migrations/{namespace}/{name}")
+}
+
+pub fn start_migration_form(
+    ws: String,
+    node: RwSignal<String>,
+    selected: RwSignal<Vec<WorkloadKey>>,
+    plan: Resource<Result<Option<MigrationPlan>, AppError>>,
+    guard: bool,
+) -> AnyView {
     let action = ServerAction::<StartMigration>::new();
     let error = move || action.value().get().and_then(|r| r.err());
     let phased_needed = move || plan.get().and_then(|r| r.ok()).flatten().is_some_and(|p| !p.fits && p.phases.len() > 1);
@@ -49,14 +70,14 @@ pub fn start_migration_form(ws: String, node: RwSignal<String>, selected: RwSign
         <ActionForm action attr:class="space-y-4">
             <input type="hidden" name="workspace" value=ws/>
             <input type="hidden" name="node" prop:value=move || node.get()/>
-            <input type="hidden" name="workloads" prop:value=move || selected.get().join(",")/>
+            <input type="hidden" name="workloads" prop:value=move || WorkloadKey::join(&selected.get())/>
             {if guard { view! { <Card title="Latency guard">
                 <label class="flex items-start gap-2 text-sm">
-                    <input type="checkbox" name="latency_guard" value="on" checked class="mt-0.5 h-4 w-4 rounded border-slate-300 text-indigo-600"/>
+                    <input type="checkbox" name="latency_guard" value="on" checked class="mt-0.5 h-4 w-4 rounded border-slate-300 accent-indigo-600"/>
                     <span>"Pause between workloads if p95 latency rises above the baseline by"</span>
                 </label>
                 <label class="mt-2 flex items-center gap-2 text-sm">
-                    <input type="number" name="margin_percent" value="50" min="5" max="500" class=format!("{INPUT} w-24")/>
+                    <input type="number" name="margin_percent" value="50" min="5" max="500" class=format!("{INPUT} w-24") aria-label="Latency margin in percent"/>
                     <span>"percent, for 3 intervals in a row."</span>
                 </label>
             </Card> }.into_any() } else {
@@ -76,9 +97,9 @@ pub fn start_migration_form(ws: String, node: RwSignal<String>, selected: RwSign
 pub fn MigrationProgressPage() -> impl IntoView {
     let slug = use_workspace_slug();
     let params = use_params_map();
-    let name = Memo::new(move |_| params.read().get("name").unwrap_or_default());
+    let at = Memo::new(move |_| (params.read().get("namespace").unwrap_or_default(), params.read().get("name").unwrap_or_default()));
     let control = ServerAction::<ControlMigration>::new();
-    let progress = Resource::new(move || (slug.get(), name.get(), control.version().get()), |(ws, n, _)| load_migration_progress(ws, n));
+    let progress = Resource::new(move || (slug.get(), at.get(), control.version().get()), |(ws, (ns, n), _)| load_migration_progress(ws, ns, n));
     view! {
         <Title text="Migration"/>
         <Transition fallback=|| view! { <p class="text-sm text-slate-500">"Loading…"</p> }>
@@ -92,14 +113,6 @@ pub fn MigrationProgressPage() -> impl IntoView {
     }
 }
 
-fn tone(phase: &str) -> &'static str {
-    match phase {
-        "Succeeded" => "green",
-        "RolledBack" | "Failed" => "red",
-        _ => "amber",
-    }
-}
-
 #[component]
 fn LiveMigration(initial: MigrationProgress, control: ServerAction<ControlMigration>) -> impl IntoView {
     let state = RwSignal::new(initial);
@@ -108,34 +121,32 @@ fn LiveMigration(initial: MigrationProgress, control: ServerAction<ControlMigrat
     let p = move || state.get();
     let control_error = move || control.value().get().and_then(|r| r.err());
     view! {
-        <PageHeader title=move || format!("Migration to {}", p().node) subtitle=move || format!("{} workload(s) in {}", p().workloads.len(), p().namespace)>
-            <span data-testid="migration-phase">{move || view! { <Badge text=p().phase tone=tone(&p().phase)/> }}</span>
+        <PageHeader title=move || format!("Migration to {}", p().node) subtitle=move || format!("{} · {}", count(p().workloads.len() as i64, "workload", "workloads"), p().name)>
+            <span data-testid="migration-phase">{move || view! { <Badge text=p().phase.label() tone=p().phase.tone()/> }}</span>
         </PageHeader>
         {move || control_error().map(|e| view! { <div class="mb-4"><ErrorNotice error=e/></div> })}
         <div class="grid gap-6 lg:grid-cols-3">
             <div class="space-y-6 lg:col-span-2">
                 <Card title="Workloads">
-                    <ol class="space-y-5" data-testid="migration-workloads">
-                        {move || p().workloads.into_iter().map(|w| view! { <WorkloadRow w/> }).collect_view()}
+                    <ol class="space-y-5" data-testid="migration-workloads" aria-live="polite">
+                        {move || { let m = p(); m.workloads.iter().map(|w| view! { <WorkloadRow w=w.clone() node=m.node.clone()/> }).collect_view() }}
                     </ol>
                 </Card>
             </div>
             <div class="space-y-6">
                 {move || {
                     let m = p();
-                    let ws = m.workspace.clone();
-                    let name = m.name.clone();
-                    match m.phase.as_str() {
-                        "Succeeded" => view! { <CompletionReport m/> }.into_any(),
-                        "RolledBack" | "Failed" => view! { <RollbackPanel m control/> }.into_any(),
-                        "Paused" => view! { <PausedPanel m control/> }.into_any(),
-                        "WaitingForApproval" => view! {
+                    match m.phase {
+                        MigrationState::Succeeded => view! { <CompletionReport m/> }.into_any(),
+                        MigrationState::RolledBack | MigrationState::Failed => view! { <RollbackPanel m control/> }.into_any(),
+                        MigrationState::Paused => view! { <PausedPanel m control/> }.into_any(),
+                        MigrationState::WaitingForApproval => view! {
                             <Card title="Phase complete">
                                 <p class="mb-4 text-sm text-slate-600 dark:text-slate-400">{format!("Phase {} of {} is done. Run the next phase when the node has room.", m.approved_phases, m.total_phases)}</p>
-                                <ControlButton ws name action="approve_next" label="Run next phase" control/>
+                                <ControlButton m=m.clone() action=ControlAction::ApproveNext target=Some(m.approved_phases + 1) control/>
                             </Card>
                         }.into_any(),
-                        _ => view! { <Card title="Moving"><p class="text-sm text-slate-600 dark:text-slate-400">"New pods start on the dedicated node before old ones stop; the workload keeps serving."</p></Card> }.into_any(),
+                        MigrationState::Pending | MigrationState::Running => view! { <Card title="Moving"><p class="text-sm text-slate-600 dark:text-slate-400">"New pods start on the dedicated node before old ones stop; the workload keeps serving."</p></Card> }.into_any(),
                     }
                 }}
                 {move || p().baseline_latency_ms.map(|b| view! {
@@ -149,57 +160,79 @@ fn LiveMigration(initial: MigrationProgress, control: ServerAction<ControlMigrat
 }
 
 #[component]
-fn WorkloadRow(w: WorkloadProgress) -> impl IntoView {
-    let pct = if w.desired > 0 { (w.updated.min(w.desired) as f64 / w.desired as f64 * 100.0).round() } else { 0.0 };
+fn WorkloadRow(w: WorkloadProgress, node: String) -> impl IntoView {
+    let on_node = match w.state {
+        WorkloadState::Moving | WorkloadState::Moved | WorkloadState::RollingBack | WorkloadState::Failed => w.on_target,
+        WorkloadState::Pending | WorkloadState::RolledBack => 0,
+    };
+    let pct = if w.desired > 0 { (f64::from(on_node.min(w.desired)) / f64::from(w.desired) * 100.0).round() } else { 0.0 };
+    let title = format!("{} {}", w.key.kind.as_str(), w.key.name);
     view! {
-        <li data-workload=w.key.clone() data-state=w.state.clone()>
-            <div class="flex items-center justify-between text-sm">
-                <span class="font-medium">{w.key.clone()}<span class="ml-2 text-xs text-slate-500">{format!("phase {}", w.phase_index)}</span></span>
-                <Badge text=w.state.clone() tone=tone(match w.state.as_str() { "Moved" => "Succeeded", "RolledBack" | "Failed" => "Failed", _ => "" })/>
+        <li data-workload=w.key.to_string() data-state=w.state.as_str()>
+            <div class="flex flex-wrap items-center justify-between gap-2 text-sm">
+                <span class="font-medium">{title.clone()}<span class="ml-2 text-xs text-slate-500">{format!("{} · phase {}", w.key.namespace, w.phase_index)}</span></span>
+                <Badge text=w.state.label() tone=w.state.tone()/>
             </div>
-            <div class="mt-2 h-2 w-full overflow-hidden rounded-full bg-slate-100 dark:bg-slate-800" role="progressbar" aria-label=format!("{} progress", w.key) aria-valuenow=pct.to_string() aria-valuemin="0" aria-valuemax="100">
+            <div class="mt-2 h-2 w-full overflow-hidden rounded-full bg-slate-100 dark:bg-slate-800" role="progressbar" aria-label=format!("{title}: pods on {node}") aria-valuenow=pct.to_string() aria-valuemin="0" aria-valuemax="100">
                 <div class="h-2 rounded-full bg-indigo-500 transition-all" style=format!("width: {pct}%")></div>
             </div>
-            <p class="mt-1 text-xs tabular-nums text-slate-600 dark:text-slate-400">
-                {format!("{} of {} on the dedicated node · {} ready · {} available", w.updated, w.desired, w.ready, w.available)}
-                {w.min_available_seen.map(|m| format!(" · lowest available during the move: {m} of {}", w.desired))}
+            <p class="mt-1 text-xs tabular-nums text-slate-600 dark:text-slate-400" data-testid="whereabouts">
+                {w.whereabouts(&node)}
+                {w.min_available_seen.map(|m| format!(" Lowest available during the move: {m} of {}.", w.desired))}
             </p>
-            {w.message.map(|m| view! { <p class="mt-1 text-xs text-slate-500">{m}</p> })}
+            {w.message.clone().map(|m| view! { <p class="mt-1 text-xs text-slate-500">{m}</p> })}
         </li>
     }
 }
 
 #[component]
-fn ControlButton(ws: String, name: String, action: &'static str, label: &'static str, control: ServerAction<ControlMigration>) -> impl IntoView {
+fn ControlButton(m: MigrationProgress, action: ControlAction, target: Option<u32>, control: ServerAction<ControlMigration>) -> impl IntoView {
     view! {
         <ActionForm action=control>
-            <input type="hidden" name="workspace" value=ws/>
-            <input type="hidden" name="name" value=name/>
-            <input type="hidden" name="action" value=action/>
-            <button type="submit" class=BUTTON_PRIMARY>{label}</button>
+            <input type="hidden" name="workspace" value=m.workspace/>
+            <input type="hidden" name="namespace" value=m.namespace/>
+            <input type="hidden" name="name" value=m.name/>
+            <input type="hidden" name="action" value=action.as_str()/>
+            {target.map(|t| view! { <input type="hidden" name="target" value=t.to_string()/> })}
+            <button type="submit" class=BUTTON_PRIMARY disabled=move || control.pending().get()>{action.label()}</button>
         </ActionForm>
     }
 }
 
 #[component]
 fn CompletionReport(m: MigrationProgress) -> impl IntoView {
-    let zero_downtime = m.workloads.iter().all(|w| w.min_available_seen.is_none_or(|min| min >= w.desired));
+    let verdict = match m.kept_availability() {
+        Some(true) => "Zero downtime: no workload ever had fewer available replicas than desired.",
+        Some(false) => "Some workloads dipped below their desired available replicas; see the numbers.",
+        None => "Availability was not measured for every workload, so zero downtime is not confirmed.",
+    };
     view! {
         <Card title="Migration complete">
             <div class="space-y-3 text-sm" data-testid="completion-report">
-                <p>{if zero_downtime { "Zero downtime: no workload ever had fewer available replicas than desired." } else { "Some workloads dipped below their desired available replicas; see the numbers." }}</p>
+                <p>{verdict}</p>
                 <ul class="space-y-1">
                     {m.workloads.iter().map(|w| view! {
-                        <li class="tabular-nums">{format!("{}: lowest available {} of {} desired", w.key, w.min_available_seen.unwrap_or(w.available), w.desired)}</li>
+                        <li class="tabular-nums">{format!("{} {}: {}", w.key.kind.as_str(), w.key.name, w.availability())}</li>
                     }).collect_view()}
                 </ul>
                 {m.baseline_latency_ms.map(|b| view! { <p class="tabular-nums">{format!("p95 latency: {} ms before, {} ms now", format_amount(b), m.current_latency_ms.map(format_amount).unwrap_or_else(|| "–".into()))}</p> })}
                 {match m.report.clone() {
                     Some(r) => view! {
-                        <dl class="grid grid-cols-2 gap-3 rounded-lg bg-slate-50 p-3 dark:bg-slate-800" data-testid="improvement">
-                            <div><dt class="text-xs text-slate-500">"Before"</dt><dd class="tabular-nums">{format!("a share of a {} vCPU quota on nodes shared with {} other workspace(s)", format_amount(r.quota_cpu), r.neighbour_workspaces)}</dd></div>
-                            <div><dt class="text-xs text-slate-500">"After"</dt><dd class="tabular-nums">{format!("{} vCPU and {} GiB guaranteed on {}, {} vCPU requested", format_amount(r.node_cpu), format_amount(r.node_memory_gib), m.node, format_amount(r.requested_cpu))}</dd></div>
-                            <div class="col-span-2"><dt class="text-xs text-slate-500">"Pods"</dt><dd class="tabular-nums">{format!("{} on the dedicated node, {} still on the shared pool", r.pods_on_node, r.pods_on_shared_pool)}</dd></div>
+                        <dl class="grid grid-cols-1 gap-3 rounded-lg bg-slate-50 p-3 sm:grid-cols-2 dark:bg-slate-800" data-testid="improvement">
+                            <div>
+                                <dt class="text-xs text-slate-500">"Before (when the migration started)"</dt>
+                                <dd class="tabular-nums">{match &r.before {
+                                    Some(b) => format!("{} of {} vCPU of shared-pool quota in use, on {} shared with {}; {} on the shared pool",
+                                        format_amount(b.used_cpu), format_amount(b.quota_cpu), count(b.pool_nodes, "node", "nodes"),
+                                        count(b.neighbour_workspaces, "other workspace", "other workspaces"), count(b.pods_on_shared_pool, "pod", "pods")),
+                                    None => "not recorded for this migration".to_string(),
+                                }}</dd>
+                            </div>
+                            <div>
+                                <dt class="text-xs text-slate-500">"After (now)"</dt>
+                                <dd class="tabular-nums">{format!("{} vCPU and {} GiB guaranteed on {}, {} vCPU requested", format_amount(r.node_cpu), format_amount(r.node_memory_gib), m.node, format_amount(r.requested_cpu))}</dd>
+                            </div>
+                            <div class="sm:col-span-2"><dt class="text-xs text-slate-500">"Pods of the moved workloads"</dt><dd class="tabular-nums">{format!("{} on the dedicated node, {} on the shared pool", r.pods_on_node, r.pods_on_shared_pool)}</dd></div>
                         </dl>
                     }.into_any(),
                     None => view! { <p>{format!("All pods of the moved workloads run on {}.", m.node)}</p> }.into_any(),
@@ -212,17 +245,19 @@ fn CompletionReport(m: MigrationProgress) -> impl IntoView {
 
 #[component]
 fn RollbackPanel(m: MigrationProgress, control: ServerAction<ControlMigration>) -> impl IntoView {
+    let title = if m.phase == MigrationState::RolledBack { "Rolled back" } else { "Migration failed" };
+    let next_attempt = m.attempt + 1;
     view! {
-        <Card title="Rolled back">
+        <Card title=title>
             <div role="alert" class="mb-4 rounded-lg border border-rose-200 bg-rose-50 p-3 text-sm text-rose-800 dark:border-rose-900 dark:bg-rose-950 dark:text-rose-200" data-testid="rollback-cause">
                 <p class="font-semibold">{m.error_reason.clone().unwrap_or_else(|| "Migration failed".into())}</p>
                 <p class="mt-1">{m.error_message.clone().unwrap_or_default()}</p>
             </div>
-            <p class="mb-2 text-sm font-medium">"Your workloads run as before. To fix it:"</p>
+            <p class="mb-2 text-sm font-medium">"To fix it:"</p>
             <ol class="mb-4 list-decimal space-y-1 pl-5 text-sm text-slate-700 dark:text-slate-300">
                 {m.troubleshooting.iter().map(|t| view! { <li>{t.clone()}</li> }).collect_view()}
             </ol>
-            <ControlButton ws=m.workspace.clone() name=m.name.clone() action="retry" label="Retry migration" control/>
+            <ControlButton m=m.clone() action=ControlAction::Retry target=Some(next_attempt) control/>
         </Card>
     }
 }
@@ -232,13 +267,14 @@ fn PausedPanel(m: MigrationProgress, control: ServerAction<ControlMigration>) ->
     view! {
         <Card title="Paused">
             <p role="status" class="mb-4 text-sm text-amber-800 dark:text-amber-300" data-testid="pause-reason">{m.pause_reason.clone().unwrap_or_else(|| "Paused by request.".into())}</p>
-            {m.resume_at.clone().map(|t| view! { <p class="mb-3 text-xs text-slate-500">{format!("Resumes automatically at {t}.")}</p> })}
+            {m.resume_at_ms.map(|t| view! { <p class="mb-3 text-xs text-slate-500">"Resumes automatically at "<LocalTime unix_ms=t/>"."</p> })}
             <div class="space-y-3">
-                <ControlButton ws=m.workspace.clone() name=m.name.clone() action="resume" label="Resume now" control/>
+                <ControlButton m=m.clone() action=ControlAction::Resume target=None control/>
                 <ActionForm action=control attr:class="flex items-end gap-2">
                     <input type="hidden" name="workspace" value=m.workspace.clone()/>
+                    <input type="hidden" name="namespace" value=m.namespace.clone()/>
                     <input type="hidden" name="name" value=m.name.clone()/>
-                    <input type="hidden" name="action" value="resume_at"/>
+                    <input type="hidden" name="action" value=ControlAction::ResumeAt.as_str()/>
                     <label class="flex-1 text-sm">
                         <span class="mb-1 block font-medium">"Resume at (UTC)"</span>
                         <input type="datetime-local" name="at" required class=INPUT/>
@@ -260,7 +296,7 @@ fn follow(state: RwSignal<MigrationProgress>) {
         return;
     }
     let epoch = use_context::<crate::pages::layout::NotificationsEpoch>();
-    let url = format!("/api/events/w/{}/migrations/{}", start.workspace, start.name);
+    let url = format!("/api/events{}", migration_href(&start.workspace, &start.namespace, &start.name));
     leptos::task::spawn_local(async move {
         let Ok(mut source) = EventSource::new(&url) else { return };
         let Ok(mut stream) = source.subscribe("progress") else { return };
@@ -268,13 +304,13 @@ fn follow(state: RwSignal<MigrationProgress>) {
             let Some(text) = msg.data().as_string() else { continue };
             let Ok(update) = serde_json::from_str::<MigrationProgress>(&text) else { continue };
             let settled = update.is_settled();
-            let (ws, name) = (update.workspace.clone(), update.name.clone());
+            let (ws, ns, name) = (update.workspace.clone(), update.namespace.clone(), update.name.clone());
             if state.try_set(update).is_some() {
                 break;
             }
             if settled {
                 // The settled state's report (before/after numbers) is computed on request.
-                if let Ok(full) = load_migration_progress(ws, name).await {
+                if let Ok(full) = load_migration_progress(ws, ns, name).await {
                     let _ = state.try_set(full);
                 }
                 if let Some(e) = epoch {

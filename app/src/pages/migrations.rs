@@ -7,7 +7,7 @@ use leptos_meta::Title;
 
 use crate::components::{Badge, Card, ErrorNotice, PageHeader, BUTTON_PRIMARY, INPUT};
 use crate::error::AppError;
-use crate::model::{format_amount, MigratableWorkload, MigrationPlan, MigrationScreen, TargetNode};
+use crate::model::{format_amount, MigratableWorkload, MigrationPlan, MigrationScreen, TargetNode, Tone, WorkloadKey};
 use crate::pages::layout::use_workspace_slug;
 
 #[server(endpoint = "load_migration_screen")]
@@ -16,16 +16,13 @@ pub async fn load_migration_screen(workspace: String) -> Result<MigrationScreen,
     backend()?.migration_screen(&current_user()?, &workspace).await
 }
 
-/// `workloads` is a comma-separated list of "Kind/name".
+/// `workloads` is a comma-separated list of `namespace/Kind/name`.
 #[server(endpoint = "plan_migration")]
 pub async fn plan_migration(workspace: String, node: String, workloads: String) -> Result<MigrationPlan, AppError> {
     use crate::context::*;
-    let keys = split_keys(&workloads);
-    backend()?.plan_migration(&current_user()?, &workspace, &node, &keys).await
-}
-
-pub fn split_keys(list: &str) -> Vec<String> {
-    list.split(',').map(str::trim).filter(|k| !k.is_empty()).map(String::from).collect()
+    let user = current_user()?;
+    let keys = WorkloadKey::parse_list(&workloads).map_err(AppError::Invalid)?;
+    backend()?.plan_migration(&user, &workspace, &node, &keys).await
 }
 
 #[component]
@@ -63,13 +60,22 @@ fn Migration(s: MigrationScreen) -> impl IntoView {
     }
     let ws = s.workspace.slug.clone();
     let node = RwSignal::new(s.nodes[0].name.clone());
-    let selected = RwSignal::new(Vec::<String>::new());
-    let keys = move || selected.get().join(",");
+    let selected = RwSignal::new(Vec::<WorkloadKey>::new());
+    let keys = move || WorkloadKey::join(&selected.get());
     let ws_plan = ws.clone();
-    let plan = Resource::new(move || (node.get(), keys()), move |(n, k)| {
-        let ws = ws_plan.clone();
-        async move { if k.is_empty() { Ok(None) } else { plan_migration(ws, n, k).await.map(Some) } }
-    });
+    let plan = Resource::new(
+        move || (node.get(), keys()),
+        move |(n, k)| {
+            let ws = ws_plan.clone();
+            async move {
+                if k.is_empty() {
+                    Ok(None)
+                } else {
+                    plan_migration(ws, n, k).await.map(Some)
+                }
+            }
+        },
+    );
     let nodes = s.nodes.clone();
     view! {
         <div class="grid gap-6 lg:grid-cols-3">
@@ -128,58 +134,66 @@ fn NodeRoom(n: TargetNode) -> impl IntoView {
 }
 
 #[component]
-fn WorkloadTable(workloads: Vec<MigratableWorkload>, selected: RwSignal<Vec<String>>) -> impl IntoView {
+fn WorkloadTable(workloads: Vec<MigratableWorkload>, selected: RwSignal<Vec<WorkloadKey>>) -> impl IntoView {
+    // Columns that matter less fold into the workload's cell on narrow screens, so every
+    // column that is shown is whole at 1280 px, and a phone still reads each row.
     view! {
-        <div class="overflow-x-auto">
-            <table class="min-w-full text-left text-sm">
-                <thead class="text-xs uppercase tracking-wide text-slate-500">
-                    <tr>
-                        <th class="py-2 pr-3"><span class="sr-only">"Select"</span></th>
-                        <th class="py-2 pr-4">"Workload"</th><th class="py-2 pr-4">"Replicas"</th><th class="py-2 pr-4">"Requests"</th>
-                        <th class="py-2 pr-4">"Readiness probe"</th><th class="py-2 pr-4">"Disruption budget"</th><th class="py-2">"Zero downtime"</th>
-                    </tr>
-                </thead>
-                <tbody class="divide-y divide-slate-100 dark:divide-slate-800">
-                    {workloads.into_iter().map(|w| {
-                        let key = w.key();
-                        let key_checked = key.clone();
-                        let key_toggle = key.clone();
-                        let moved = w.on_node.clone();
-                        let disabled = moved.is_some();
-                        let label = format!("Migrate {}", key);
-                        view! {
-                            <tr data-workload=key.clone()>
-                                <td class="py-3 pr-3">
-                                    <input type="checkbox" aria-label=label disabled=disabled
-                                        class="h-4 w-4 rounded border-slate-300 text-indigo-600 focus:ring-indigo-500"
-                                        prop:checked=move || selected.get().contains(&key_checked)
-                                        on:change=move |ev| {
-                                            let on = event_target_checked(&ev);
-                                            let k = key_toggle.clone();
-                                            selected.update(|s| { s.retain(|x| x != &k); if on { s.push(k); } });
-                                        }/>
-                                </td>
-                                <td class="min-w-64 py-3 pr-4">
-                                    <span class="font-medium">{w.name.clone()}</span><span class="ml-2 text-xs text-slate-500">{w.kind.clone()}</span>
-                                    {(moved.is_none()).then(|| w.risks.iter().map(|r| view! { <p class="mt-1 text-xs text-amber-800 dark:text-amber-300">{r.clone()}</p> }).collect_view())}
-                                </td>
-                                <td class="py-3 pr-4 tabular-nums">{w.replicas}</td>
-                                <td class="py-3 pr-4 tabular-nums">{format!("{} vCPU · {} GiB", format_amount(w.cpu), format_amount(w.memory_gib))}</td>
-                                <td class="py-3 pr-4">{if w.has_readiness_probe { "Yes" } else { "No" }}</td>
-                                <td class="py-3 pr-4">{if w.has_pdb { "Yes" } else { "No" }}</td>
-                                <td class="py-3">
-                                    {match moved {
-                                        Some(n) => view! { <Badge text=format!("On {n}") tone="green"/> }.into_any(),
-                                        None if w.risks.is_empty() => view! { <Badge text="Guaranteed" tone="green"/> }.into_any(),
-                                        None => view! { <Badge text="At risk" tone="amber"/> }.into_any(),
-                                    }}
-                                </td>
-                            </tr>
-                        }
-                    }).collect_view()}
-                </tbody>
-            </table>
-        </div>
+        <table class="w-full table-auto text-left text-sm">
+            <thead class="text-xs uppercase tracking-wide text-slate-500">
+                <tr>
+                    <th class="w-8 py-2 pr-2"><span class="sr-only">"Select"</span></th>
+                    <th class="py-2 pr-3">"Workload"</th>
+                    <th class="hidden py-2 pr-3 sm:table-cell">"Replicas"</th>
+                    <th class="hidden py-2 pr-3 md:table-cell">"Requests"</th>
+                    <th class="hidden py-2 pr-3 xl:table-cell">"Safeguards"</th>
+                    <th class="py-2">"Zero downtime"</th>
+                </tr>
+            </thead>
+            <tbody class="divide-y divide-slate-100 dark:divide-slate-800">
+                {workloads.into_iter().map(|w| view! { <WorkloadRow w selected/> }).collect_view()}
+            </tbody>
+        </table>
+    }
+}
+
+#[component]
+fn WorkloadRow(w: MigratableWorkload, selected: RwSignal<Vec<WorkloadKey>>) -> impl IntoView {
+    let key = w.key.clone();
+    let (key_checked, key_toggle) = (key.clone(), key.clone());
+    let moved = w.on_node.clone();
+    let label = format!("Migrate {} {} in {}", key.kind.as_str(), key.name, key.namespace);
+    let requests = format!("{} vCPU · {} GiB", format_amount(w.cpu), format_amount(w.memory_gib));
+    let safeguards =
+        format!("Readiness probe: {} · Disruption budget: {}", if w.has_readiness_probe { "yes" } else { "no" }, if w.has_pdb { "yes" } else { "no" });
+    view! {
+        <tr data-workload=key.to_string()>
+            <td class="py-3 pr-2 align-top">
+                <input type="checkbox" aria-label=label disabled=moved.is_some()
+                    class="mt-0.5 h-4 w-4 rounded border-slate-300 accent-indigo-600 focus:outline-none focus-visible:ring-2 focus-visible:ring-indigo-500"
+                    prop:checked=move || selected.get().contains(&key_checked)
+                    on:change=move |ev| {
+                        let on = event_target_checked(&ev);
+                        let k = key_toggle.clone();
+                        selected.update(|s| { s.retain(|x| x != &k); if on { s.push(k); } });
+                    }/>
+            </td>
+            <td class="min-w-0 py-3 pr-3 align-top">
+                <p class="break-words"><span class="font-medium">{key.name.clone()}</span><span class="ml-2 text-xs text-slate-500">{format!("{} · {}", key.kind.as_str(), key.namespace)}</span></p>
+                <p class="text-xs text-slate-500 sm:hidden">{format!("{} replicas · {requests}", w.replicas)}</p>
+                <p class="text-xs text-slate-500 xl:hidden">{safeguards.clone()}</p>
+                {moved.is_none().then(|| w.risks.iter().map(|r| view! { <p class="mt-1 break-words text-xs text-amber-800 dark:text-amber-300">{r.clone()}</p> }).collect_view())}
+            </td>
+            <td class="hidden py-3 pr-3 align-top tabular-nums sm:table-cell">{w.replicas}</td>
+            <td class="hidden whitespace-nowrap py-3 pr-3 align-top tabular-nums md:table-cell">{requests}</td>
+            <td class="hidden py-3 pr-3 align-top text-xs xl:table-cell">{safeguards}</td>
+            <td class="py-3 align-top">
+                {match moved {
+                    Some(n) => view! { <Badge text=format!("On {n}") tone=Tone::Good/> }.into_any(),
+                    None if w.risks.is_empty() => view! { <Badge text="Guaranteed" tone=Tone::Good/> }.into_any(),
+                    None => view! { <Badge text="At risk" tone=Tone::Busy/> }.into_any(),
+                }}
+            </td>
+        </tr>
     }
 }
 
@@ -189,8 +203,9 @@ fn FitCheck(p: MigrationPlan) -> impl IntoView {
         <div class="space-y-3 text-sm" data-testid="fit-check">
             <p class="tabular-nums">{format!("Needs {} vCPU · {} GiB (with surge) of {} vCPU · {} GiB free.",
                 format_amount(p.need_cpu), format_amount(p.need_memory_gib), format_amount(p.free_cpu), format_amount(p.free_memory_gib))}</p>
+            <p class="text-xs text-slate-500">{format!("A selection fits when the node's free room holds it with {}% headroom.", p.headroom_percent)}</p>
             {if p.fits {
-                view! { <Badge text="Fits the node" tone="green"/> }.into_any()
+                view! { <Badge text="Fits the node" tone=Tone::Good/> }.into_any()
             } else {
                 view! {
                     <div role="alert" class="rounded-lg border border-amber-300 bg-amber-50 p-3 text-amber-900 dark:border-amber-800 dark:bg-amber-950 dark:text-amber-200">
@@ -206,7 +221,7 @@ fn FitCheck(p: MigrationPlan) -> impl IntoView {
                         {p.phases.iter().enumerate().map(|(i, ph)| view! {
                             <li class="rounded-lg border border-slate-200 p-2 dark:border-slate-700">
                                 <p class="text-xs font-semibold">{format!("Phase {}{}", i + 1, if ph.fits_now { " · fits now" } else { " · needs more room first" })}</p>
-                                <p class="text-xs text-slate-600 dark:text-slate-400">{ph.workloads.join(", ")}</p>
+                                <p class="text-xs text-slate-600 dark:text-slate-400">{ph.workloads.iter().map(|k| k.name.clone()).collect::<Vec<_>>().join(", ")}</p>
                                 <p class="text-xs tabular-nums text-slate-500">{format!("{} vCPU · {} GiB", format_amount(ph.cpu), format_amount(ph.memory_gib))}</p>
                             </li>
                         }).collect_view()}
@@ -223,7 +238,7 @@ fn DryRun(p: MigrationPlan) -> impl IntoView {
         <ol class="space-y-4" data-testid="dry-run">
             {p.steps.into_iter().map(|s| view! {
                 <li>
-                    <p class="text-sm font-semibold">{format!("{}. {}", s.order, s.workload)}</p>
+                    <p class="text-sm font-semibold">{format!("{}. {} {} in {}", s.order, s.workload.kind.as_str(), s.workload.name, s.workload.namespace)}</p>
                     <ul class="mt-1 list-disc pl-5 text-sm text-slate-700 dark:text-slate-300">
                         {s.changes.into_iter().map(|c| view! { <li>{c}</li> }).collect_view()}
                     </ul>
@@ -239,6 +254,12 @@ fn DryRun(p: MigrationPlan) -> impl IntoView {
 
 /// The button that starts the migration; wired to the migration engine in `migration_run`.
 #[component]
-fn StartMigration(ws: String, node: RwSignal<String>, selected: RwSignal<Vec<String>>, plan: Resource<Result<Option<MigrationPlan>, AppError>>, guard: bool) -> impl IntoView {
+fn StartMigration(
+    ws: String,
+    node: RwSignal<String>,
+    selected: RwSignal<Vec<WorkloadKey>>,
+    plan: Resource<Result<Option<MigrationPlan>, AppError>>,
+    guard: bool,
+) -> impl IntoView {
     crate::pages::migration_run::start_migration_form(ws, node, selected, plan, guard)
 }

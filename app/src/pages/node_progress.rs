@@ -6,9 +6,9 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
 
-use crate::components::{Badge, Card, ErrorNotice, PageHeader, BUTTON_PRIMARY, BUTTON_SECONDARY};
+use crate::components::{Badge, Card, ErrorNotice, LocalTime, PageHeader, BUTTON_PRIMARY, BUTTON_SECONDARY};
 use crate::error::AppError;
-use crate::model::{format_usd, NodeProgress, StepView};
+use crate::model::{format_duration_ms, format_usd, NodePhase, NodeProgress, StepState, StepView};
 use crate::pages::add_node::StartProvisioning;
 use crate::pages::layout::use_workspace_slug;
 
@@ -51,7 +51,7 @@ fn LiveProgress(initial: NodeProgress) -> impl IntoView {
     let p = move || state.get();
     view! {
         <PageHeader title=move || format!("Dedicated node {}", p().name) subtitle=move || format!("{} in {}", p().size, p().region)>
-            <span data-testid="phase">{move || view! { <Badge text=p().phase tone=phase_tone(&p().phase)/> }}</span>
+            <span data-testid="phase">{move || view! { <Badge text=p().phase.label() tone=p().phase.tone()/> }}</span>
         </PageHeader>
         {move || just_ready.get().then(|| view! { <ReadyToast p=p()/> })}
         <div class="grid gap-6 lg:grid-cols-3">
@@ -61,14 +61,16 @@ fn LiveProgress(initial: NodeProgress) -> impl IntoView {
                         role="progressbar" aria-label="Provisioning progress" aria-valuemin="0" aria-valuemax="100" aria-valuenow=move || p().progress.to_string()>
                         <div class="h-2 rounded-full bg-indigo-500 transition-all" style=move || format!("width: {}%", p().progress)></div>
                     </div>
+                    // Screen readers hear each step as it changes.
+                    <p class="sr-only" aria-live="polite">{move || current_step(&p())}</p>
                     <ol class="space-y-4" data-testid="steps">
                         {move || p().steps.into_iter().map(|s| view! { <Step s/> }).collect_view()}
                     </ol>
                 </Card>
             </div>
             <div class="space-y-6">
-                {move || (p().phase == "Failed").then(|| view! { <FailurePanel p=p()/> })}
-                {move || (p().phase == "Ready").then(|| {
+                {move || (p().phase == NodePhase::Failed).then(|| view! { <FailurePanel p=p()/> })}
+                {move || (p().phase == NodePhase::Ready).then(|| {
                     let ws = p().workspace;
                     view! {
                         <Card title="Next: move your workloads">
@@ -82,42 +84,36 @@ fn LiveProgress(initial: NodeProgress) -> impl IntoView {
     }
 }
 
-fn phase_tone(phase: &str) -> &'static str {
-    match phase {
-        "Ready" => "green",
-        "Failed" => "red",
-        _ => "amber",
+/// What a screen reader announces: the step in progress, or how provisioning ended.
+fn current_step(p: &NodeProgress) -> String {
+    match p.steps.iter().find(|s| matches!(s.state, StepState::Running | StepState::Failed)) {
+        Some(s) => format!("{}: {}", s.name.label(), s.state.label()),
+        None => format!("Provisioning {}", p.phase.label()),
     }
 }
 
 #[component]
 fn Step(s: StepView) -> impl IntoView {
-    let (dot, label) = match s.state.as_str() {
-        "Done" => ("bg-emerald-500", "done"),
-        "Running" => ("bg-indigo-500 animate-pulse", "in progress"),
-        "Failed" => ("bg-rose-500", "failed"),
-        _ => ("bg-slate-300 dark:bg-slate-600", "waiting"),
+    let dot = match s.state {
+        StepState::Done => "bg-emerald-500",
+        StepState::Running => "bg-indigo-500 animate-pulse",
+        StepState::Failed => "bg-rose-500",
+        StepState::Pending => "bg-slate-300 dark:bg-slate-600",
     };
-    let when = s.finished_at.clone().or(s.started_at.clone()).map(|t| t.replace('T', " ").trim_end_matches('Z').to_string());
+    let took = s.duration_ms().map(|ms| format!("took {}", format_duration_ms(ms)));
+    let when = s.finished_at_ms.or(s.started_at_ms);
     view! {
-        <li class="flex items-start gap-3" data-step=s.name.clone() data-state=s.state.clone()>
+        <li class="flex items-start gap-3" data-step=s.name.as_str() data-state=s.state.as_str()>
             <span class=format!("mt-1.5 h-2.5 w-2.5 shrink-0 rounded-full {dot}") aria-hidden="true"></span>
             <div class="flex-1">
-                <p class="text-sm font-medium">{step_title(&s.name)}<span class="ml-2 text-xs font-normal text-slate-500">{label}</span></p>
+                <p class="text-sm font-medium">{s.name.label()}<span class="ml-2 text-xs font-normal text-slate-500">{s.state.label()}</span></p>
                 {s.message.clone().map(|m| view! { <p class="text-xs text-slate-600 dark:text-slate-400">{m}</p> })}
             </div>
-            <span class="text-xs tabular-nums text-slate-500">{when}</span>
+            <span class="text-right text-xs text-slate-500">
+                {when.map(|t| view! { <LocalTime unix_ms=t/> })}
+                {took.map(|t| view! { <span class="block">{t}</span> })}
+            </span>
         </li>
-    }
-}
-
-fn step_title(name: &str) -> &'static str {
-    match name {
-        "CapacityReserved" => "Capacity reserved",
-        "Booting" => "Booting",
-        "Registering" => "Registering with the cluster",
-        "Ready" => "Ready",
-        _ => "Step",
     }
 }
 
@@ -190,7 +186,7 @@ fn follow_events(state: RwSignal<NodeProgress>, just_ready: RwSignal<bool>) {
             let Some(text) = msg.data().as_string() else { continue };
             let Ok(update) = serde_json::from_str::<NodeProgress>(&text) else { continue };
             let settled = update.is_settled();
-            let became_ready = update.phase == "Ready";
+            let became_ready = update.phase == NodePhase::Ready;
             // A disposed signal means the page is gone: stop listening.
             if state.try_set(update).is_some() {
                 break;

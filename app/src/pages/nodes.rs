@@ -1,12 +1,13 @@
-//! Node Management (use case steps 1-2): the workspace's shared-pool usage, live from the
-//! cluster, what the shared pool does not give, and the workspace's dedicated nodes.
+//! Node Management (use case steps 1-2): what the workspace runs on the shared pool, live from
+//! the cluster, what the shared pool does not give, and the workspace's dedicated nodes, with
+//! failed requests apart until they are retried or dismissed.
 
 use leptos::prelude::*;
 use leptos_meta::Title;
 
 use crate::components::{Badge, Card, ErrorNotice, PageHeader, UsageMeter, BUTTON_PRIMARY, BUTTON_SECONDARY};
 use crate::error::AppError;
-use crate::model::{format_amount, DedicatedNodeSummary, NodeOverview, Plan};
+use crate::model::{count, format_age, format_amount, DedicatedNodeSummary, NodeOverview, Plan, SharedPoolUsage};
 use crate::pages::layout::use_workspace_slug;
 
 #[server(endpoint = "load_node_overview")]
@@ -15,6 +16,7 @@ pub async fn load_node_overview(workspace: String) -> Result<NodeOverview, AppEr
     backend()?.node_overview(&current_user()?, &workspace).await
 }
 
+/// Deletes a dedicated node, or dismisses a failed request.
 #[server(endpoint = "delete_dedicated_node")]
 pub async fn delete_dedicated_node(workspace: String, name: String) -> Result<(), AppError> {
     use crate::context::*;
@@ -52,6 +54,7 @@ pub fn NodeManagementPage() -> impl IntoView {
 fn Overview(o: NodeOverview) -> impl IntoView {
     let plan = o.workspace.plan;
     let add_href = format!("/w/{}/nodes/new", o.workspace.slug);
+    let ws = o.workspace.slug.clone();
     view! {
         <PageHeader title="Node Management" subtitle=format!("{} · {} plan", o.workspace.name, plan.label())>
             {plan.allows_dedicated_nodes().then(|| view! {
@@ -63,24 +66,14 @@ fn Overview(o: NodeOverview) -> impl IntoView {
             <div class="lg:col-span-2">
                 <Card title="Shared node pool usage">
                     {match o.shared_pool.clone() {
-                        Some(pool) => view! {
-                            <div class="space-y-5" data-testid="shared-pool">
-                                <UsageMeter bar=pool.cpu/>
-                                <UsageMeter bar=pool.memory/>
-                                <UsageMeter bar=pool.pods/>
-                                <p class="text-xs text-slate-500 dark:text-slate-400">
-                                    {format!("Live from your workspace's ResourceQuota. The pool has {} nodes shared with {} other workspace{}.",
-                                        pool.pool_nodes, pool.neighbour_workspaces, if pool.neighbour_workspaces == 1 { "" } else { "s" })}
-                                </p>
-                            </div>
-                        }.into_any(),
+                        Some(pool) => view! { <SharedPool pool/> }.into_any(),
                         None => view! { <p class="text-sm text-slate-500">"Usage is unavailable while the cluster cannot be reached."</p> }.into_any(),
                     }}
                 </Card>
             </div>
             <Card title="Shared pool limitations">
                 <ul class="space-y-3 text-sm text-slate-700 dark:text-slate-300">
-                    <li><span class="font-medium">"Quota ceiling. "</span>"Your plan's quota caps requests; a busy release can hit it."</li>
+                    <li><span class="font-medium">"Quota ceiling. "</span>"Your plan's shared-pool quota caps requests; a busy release can hit it."</li>
                     <li><span class="font-medium">"No isolation. "</span>"Your pods share nodes with other tenants' workloads (noisy neighbours)."</li>
                     <li><span class="font-medium">"No guaranteed CPU. "</span>"Bursts compete for the same cores, so latency varies with others' load."</li>
                 </ul>
@@ -101,6 +94,28 @@ fn Overview(o: NodeOverview) -> impl IntoView {
                 }}
             </Card>
         </div>
+        {(!o.failed_requests.is_empty()).then(move || view! {
+            <div class="mt-6">
+                <Card title="Failed requests">
+                    <FailedRequests ws=ws failed=o.failed_requests/>
+                </Card>
+            </div>
+        })}
+    }
+}
+
+#[component]
+fn SharedPool(pool: SharedPoolUsage) -> impl IntoView {
+    view! {
+        <div class="space-y-5" data-testid="shared-pool">
+            <UsageMeter bar=pool.cpu/>
+            <UsageMeter bar=pool.memory/>
+            <UsageMeter bar=pool.pods/>
+            <p class="text-xs text-slate-500 dark:text-slate-400">
+                {format!("What your pods request on the shared pool, against your plan's shared-pool quota. Pods on your dedicated nodes do not count against it. The pool has {} shared with {}.",
+                    count(pool.pool_nodes, "node", "nodes"), count(pool.neighbour_workspaces, "other workspace", "other workspaces"))}
+            </p>
+        </div>
     }
 }
 
@@ -113,6 +128,8 @@ fn UpgradeNotice(plan: Plan) -> impl IntoView {
         </div>
     }
 }
+
+const DANGER_LINK: &str = "rounded-lg px-2 py-1 text-sm text-rose-600 hover:bg-rose-50 focus:outline-none focus-visible:ring-2 focus-visible:ring-rose-500 dark:text-rose-400 dark:hover:bg-rose-950";
 
 #[component]
 fn DedicatedNodeTable(ws: String, nodes: Vec<DedicatedNodeSummary>) -> impl IntoView {
@@ -135,19 +152,17 @@ fn DedicatedNodeTable(ws: String, nodes: Vec<DedicatedNodeSummary>) -> impl Into
                     {nodes.into_iter().map(|n| {
                         let href = format!("/w/{ws}/nodes/{}", n.name);
                         let to_confirm = n.name.clone();
-                        let tone = match n.phase.as_str() { "Ready" => "green", "Failed" => "red", _ => "amber" };
                         view! {
                             <tr data-node=n.name.clone()>
                                 <td class="py-3 pr-4 font-medium"><a class="text-indigo-600 hover:underline dark:text-indigo-400" href=href>{n.name.clone()}</a></td>
-                                <td class="py-3 pr-4"><Badge text=n.phase.clone() tone=tone/></td>
+                                <td class="py-3 pr-4"><Badge text=n.phase.label() tone=n.phase.tone()/></td>
                                 <td class="py-3 pr-4">{n.size.clone()}</td>
                                 <td class="py-3 pr-4">{n.region.clone()}</td>
                                 <td class="py-3 pr-4 tabular-nums">{format_age(n.age_seconds)}</td>
                                 <td class="py-3 pr-4 tabular-nums">{format!("{} / {} {}", format_amount(n.cpu.used), format_amount(n.cpu.hard), n.cpu.unit)}</td>
                                 <td class="py-3 pr-4 tabular-nums">{format!("{} / {} {}", format_amount(n.memory.used), format_amount(n.memory.hard), n.memory.unit)}</td>
                                 <td class="py-3 text-right">
-                                    <button type="button" class="rounded-lg px-2 py-1 text-sm text-rose-600 hover:bg-rose-50 focus:outline-none focus-visible:ring-2 focus-visible:ring-rose-500 dark:text-rose-400 dark:hover:bg-rose-950"
-                                        on:click=move |_| confirming.set(Some(to_confirm.clone()))>"Delete"</button>
+                                    <button type="button" class=DANGER_LINK on:click=move |_| confirming.set(Some(to_confirm.clone()))>"Delete"</button>
                                 </td>
                             </tr>
                         }
@@ -155,6 +170,39 @@ fn DedicatedNodeTable(ws: String, nodes: Vec<DedicatedNodeSummary>) -> impl Into
                 </tbody>
             </table>
         </div>
+    }
+}
+
+/// Requests that failed (say, a sold-out region), each with what happened, a link to its
+/// alternatives and a way to dismiss it. Retrying with an alternative removes it too.
+#[component]
+fn FailedRequests(ws: String, failed: Vec<DedicatedNodeSummary>) -> impl IntoView {
+    let delete = expect_context::<ServerAction<DeleteDedicatedNode>>();
+    view! {
+        <ul class="divide-y divide-slate-100 dark:divide-slate-800" data-testid="failed-requests">
+            {failed.into_iter().map(|n| {
+                let href = format!("/w/{ws}/nodes/{}", n.name);
+                let what = format!("{} in {}", n.size, n.region);
+                let when = format!("{} · {} ago", n.name, format_age(n.age_seconds));
+                let (ws, name, reason) = (ws.clone(), n.name.clone(), n.error_message.clone().unwrap_or_default());
+                view! {
+                    <li class="flex flex-wrap items-center justify-between gap-3 py-3" data-node=n.name>
+                        <div class="min-w-0">
+                            <p class="text-sm font-medium">{what}<span class="ml-2 text-xs font-normal text-slate-500">{when}</span></p>
+                            <p class="text-xs text-rose-700 dark:text-rose-300">{reason}</p>
+                        </div>
+                        <div class="flex items-center gap-2">
+                            <a class=BUTTON_SECONDARY href=href>"See alternatives"</a>
+                            <ActionForm action=delete>
+                                <input type="hidden" name="workspace" value=ws/>
+                                <input type="hidden" name="name" value=name/>
+                                <button type="submit" class=DANGER_LINK>"Dismiss"</button>
+                            </ActionForm>
+                        </div>
+                    </li>
+                }
+            }).collect_view()}
+        </ul>
     }
 }
 
@@ -176,27 +224,5 @@ fn ConfirmDelete(ws: String, name: String, confirming: RwSignal<Option<String>>)
                 </ActionForm>
             </div>
         </div>
-    }
-}
-
-/// "45s", "12m", "3h", "2d": the age column of kubectl.
-pub fn format_age(seconds: i64) -> String {
-    let s = seconds.max(0);
-    match s {
-        0..=59 => format!("{s}s"),
-        60..=3599 => format!("{}m", s / 60),
-        3600..=86_399 => format!("{}h", s / 3600),
-        _ => format!("{}d", s / 86_400),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn ages_read_like_kubectl() {
-        assert_eq!(super::format_age(5), "5s");
-        assert_eq!(super::format_age(125), "2m");
-        assert_eq!(super::format_age(7200), "2h");
-        assert_eq!(super::format_age(200_000), "2d");
     }
 }

@@ -13,25 +13,23 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use http::{header, HeaderMap, Method, StatusCode};
 
-use crate::web::AppState;
+use crate::state::AppState;
 
 /// Paths served without a session. Everything else is a page that needs one, or an API that
 /// checks the session itself and answers 401.
 fn is_public(path: &str) -> bool {
-    matches!(path, "/login" | "/healthz" | "/readyz" | "/metrics" | "/site.css" | "/favicon.svg")
-        || path.starts_with("/pkg/")
-        || path.starts_with("/api/")
+    matches!(path, "/login" | "/healthz" | "/readyz" | "/metrics" | "/site.css" | "/favicon.svg") || path.starts_with("/pkg/") || path.starts_with("/api/")
 }
 
-pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+/// The value of the request's cookie `name` (empty values count as absent).
+pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v)
+        .flat_map(|v| cookie::Cookie::split_parse(v).filter_map(Result::ok))
+        .find(|c| c.name() == name)
+        .map(|c| c.value().to_string())
         .filter(|v| !v.is_empty())
 }
 
@@ -43,10 +41,7 @@ fn host_of(url: &str) -> Option<&str> {
 /// True when the request's Origin (or, lacking it, Referer) names the host it was sent to.
 pub fn same_origin(headers: &HeaderMap) -> bool {
     let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) else { return false };
-    let source = headers
-        .get(header::ORIGIN)
-        .or_else(|| headers.get(header::REFERER))
-        .and_then(|v| v.to_str().ok());
+    let source = headers.get(header::ORIGIN).or_else(|| headers.get(header::REFERER)).and_then(|v| v.to_str().ok());
     source.and_then(host_of).is_some_and(|h| h.eq_ignore_ascii_case(host))
 }
 
@@ -64,7 +59,7 @@ pub async fn gate(State(state): State<AppState>, mut req: Request, next: Next) -
         req.extensions_mut().insert(ClientAddr(ip));
     }
 
-    let token = cookie(req.headers(), SESSION_COOKIE).map(str::to_owned);
+    let token = cookie(req.headers(), SESSION_COOKIE);
     let mut signed_in = false;
     if let Some(token) = token {
         match state.store.session_user(&token).await {
@@ -128,7 +123,7 @@ mod tests {
     #[test]
     fn finds_the_session_cookie_among_others() {
         let h = headers(&[("cookie", "theme=dark; hx_session=abc; other=1")]);
-        assert_eq!(cookie(&h, "hx_session"), Some("abc"));
+        assert_eq!(cookie(&h, "hx_session").as_deref(), Some("abc"));
         assert_eq!(cookie(&headers(&[("cookie", "hx_session=")]), "hx_session"), None);
     }
 

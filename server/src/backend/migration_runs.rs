@@ -1,104 +1,26 @@
 //! Starting and steering WorkloadMigrations for the dashboard: create (or save a phased plan),
-//! read progress, resume, schedule a resume, approve the next phase, retry after a rollback.
+//! find one of the workspace's, resume, schedule a resume, approve the next phase, retry after
+//! a rollback, and the completion report.
 
 use app::error::AppError;
 use app::model::*;
-use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
 
-use super::{cluster_error, internal, DashboardBackend};
-use crate::cluster::quantity::GIB;
-use crate::cluster::{labels, usage};
-use crate::cluster::workloads::{self, Workload};
-use crate::crd::{LatencyGuardSpec, MigrationPhase, MigrationState, WorkloadKind, WorkloadMigration, WorkloadMigrationSpec, WorkloadRef};
-use crate::planning;
+use super::{api_error, cluster_error, internal, DashboardBackend};
+use crate::cluster::{labels, usage, workloads};
+use crate::crd::{LatencyGuardSpec, MigrationPhase, WorkloadMigration, WorkloadMigrationSpec};
 use crate::store::AuditEntry;
-
-fn state_word(s: MigrationState) -> &'static str {
-    match s {
-        MigrationState::Pending => "Pending",
-        MigrationState::Running => "Running",
-        MigrationState::Paused => "Paused",
-        MigrationState::WaitingForApproval => "WaitingForApproval",
-        MigrationState::Succeeded => "Succeeded",
-        MigrationState::RolledBack => "RolledBack",
-        MigrationState::Failed => "Failed",
-    }
-}
-
-fn kind_word(k: WorkloadKind) -> &'static str {
-    match k {
-        WorkloadKind::Deployment => "Deployment",
-        WorkloadKind::StatefulSet => "StatefulSet",
-    }
-}
-
-pub fn progress(m: &WorkloadMigration) -> MigrationProgress {
-    let status = m.status.clone().unwrap_or_default();
-    let workloads = if status.workloads.is_empty() {
-        m.spec
-            .phases
-            .iter()
-            .enumerate()
-            .flat_map(|(i, p)| {
-                p.workloads.iter().map(move |w| WorkloadProgress {
-                    key: format!("{}/{}", kind_word(w.kind), w.name),
-                    phase_index: i as u32 + 1,
-                    state: "Pending".into(),
-                    desired: 0,
-                    updated: 0,
-                    ready: 0,
-                    available: 0,
-                    min_available_seen: None,
-                    message: None,
-                })
-            })
-            .collect()
-    } else {
-        status
-            .workloads
-            .iter()
-            .map(|w| WorkloadProgress {
-                key: format!("{}/{}", kind_word(w.kind), w.name),
-                phase_index: w.phase_index,
-                state: format!("{:?}", w.state),
-                desired: w.desired_replicas,
-                updated: w.updated_replicas,
-                ready: w.ready_replicas,
-                available: w.available_replicas,
-                min_available_seen: w.min_available_seen,
-                message: w.message.clone(),
-            })
-            .collect()
-    };
-    MigrationProgress {
-        name: m.metadata.name.clone().unwrap_or_default(),
-        workspace: m.spec.workspace.clone(),
-        namespace: m.metadata.namespace.clone().unwrap_or_default(),
-        node: m.spec.target_node.clone(),
-        phase: state_word(status.phase).into(),
-        total_phases: m.spec.phases.len() as u32,
-        approved_phases: m.spec.approved_phases,
-        workloads,
-        baseline_latency_ms: status.baseline_latency_ms,
-        current_latency_ms: status.current_latency_ms,
-        pause_reason: status.pause_reason.clone().or_else(|| m.spec.paused.then(|| "Paused by request.".to_string())),
-        error_reason: status.error.as_ref().map(|e| e.reason.clone()),
-        error_message: status.error.as_ref().map(|e| e.message.clone()),
-        troubleshooting: status.error.as_ref().map(|e| e.troubleshooting.clone()).unwrap_or_default(),
-        resume_at: m.spec.resume_at.clone(),
-        report: None,
-    }
-}
-
-fn workload_ref(w: &Workload) -> WorkloadRef {
-    WorkloadRef { kind: w.kind, name: w.name.clone() }
-}
 
 /// `2026-11-27T10:30` (a datetime-local input, UTC) or RFC 3339, as RFC 3339.
 pub fn parse_resume_at(at: &str) -> Result<String, AppError> {
     let at = at.trim();
-    let with_seconds = if at.len() == 16 { format!("{at}:00Z") } else if at.ends_with('Z') || at.contains('+') { at.to_string() } else { format!("{at}Z") };
+    let with_seconds = if at.len() == 16 {
+        format!("{at}:00Z")
+    } else if at.ends_with('Z') || at.contains('+') {
+        at.to_string()
+    } else {
+        format!("{at}Z")
+    };
     let t = time::OffsetDateTime::parse(&with_seconds, &time::format_description::well_known::Rfc3339)
         .map_err(|_| AppError::Invalid(format!("\"{at}\" is not a date and time like 2026-11-27T22:00.")))?;
     if t <= time::OffsetDateTime::now_utc() {
@@ -107,26 +29,75 @@ pub fn parse_resume_at(at: &str) -> Result<String, AppError> {
     Ok(t.format(&time::format_description::well_known::Rfc3339).unwrap_or(with_seconds))
 }
 
+/// The spec change a control asks for, checked against the migration as read: a target that
+/// is already done (a double click, a second tab) is a conflict, not a second step.
+pub fn control_patch(m: &WorkloadMigration, control: &MigrationControl) -> Result<serde_json::Value, AppError> {
+    let state = m.status.as_ref().map(|s| s.phase).unwrap_or_default();
+    let target = || control.target.ok_or_else(|| AppError::Invalid(format!("{} needs the step it asks for (target).", control.action.label())));
+    Ok(match control.action {
+        ControlAction::Resume => {
+            if !m.spec.paused {
+                return Err(AppError::Conflict("The migration is not paused.".into()));
+            }
+            serde_json::json!({ "spec": { "paused": false, "resumeAt": null } })
+        }
+        ControlAction::ResumeAt => {
+            if !m.spec.paused {
+                return Err(AppError::Conflict("The migration is not paused.".into()));
+            }
+            let when = parse_resume_at(control.at.as_deref().ok_or_else(|| AppError::Invalid("Choose when to resume.".into()))?)?;
+            serde_json::json!({ "spec": { "paused": true, "resumeAt": when } })
+        }
+        ControlAction::ApproveNext => {
+            let phase = target()?;
+            if phase <= m.spec.approved_phases {
+                return Err(AppError::Conflict(format!("Phase {phase} is already approved.")));
+            }
+            if state != MigrationState::WaitingForApproval || phase != m.spec.approved_phases + 1 {
+                return Err(AppError::Conflict(format!("The migration is not waiting to run phase {phase}.")));
+            }
+            serde_json::json!({ "spec": { "approvedPhases": phase } })
+        }
+        ControlAction::Retry => {
+            let attempt = target()?;
+            if attempt <= m.spec.retry {
+                return Err(AppError::Conflict(format!("Retry {attempt} has already started.")));
+            }
+            if !matches!(state, MigrationState::RolledBack | MigrationState::Failed) || attempt != m.spec.retry + 1 {
+                return Err(AppError::Conflict("Only a rolled-back or failed migration can be retried.".into()));
+            }
+            serde_json::json!({ "spec": { "retry": attempt } })
+        }
+    })
+}
+
 impl DashboardBackend {
-    /// Before/after numbers for a finished migration: quota share vs guaranteed node resources,
-    /// and where the namespace's pods run now.
-    pub(super) async fn improvement(&self, ws: &str, p: &MigrationProgress) -> Result<ImprovementReport, AppError> {
+    /// Before (taken when the migration started) and after (now) numbers for a finished
+    /// migration: shared quota and neighbours against guaranteed node resources, and where the
+    /// moved workloads' pods run now.
+    pub(super) async fn improvement(&self, m: &WorkloadMigration, p: &MigrationProgress) -> Result<ImprovementReport, AppError> {
         let client = self.require_kube()?;
         let unavailable = |e| AppError::ClusterUnavailable(cluster_error(e));
-        let pool = usage::shared_pool_usage(client, ws).await.map_err(unavailable)?;
-        let (cpu, mem) = usage::node_allocation(client, &p.node).await.map_err(unavailable)?;
-        let pods = Api::<Pod>::namespaced(client.clone(), &p.namespace).list(&ListParams::default()).await.map_err(unavailable)?;
-        let running = pods.items.iter().filter(|pod| pod.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"));
-        let (on_node, elsewhere) = running.fold((0u32, 0u32), |(on, off), pod| {
-            if pod.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(p.node.as_str()) { (on + 1, off) } else { (on, off + 1) }
-        });
+        let (requested, allocatable) = usage::node_allocation(client, &p.node).await.map_err(unavailable)?;
+        let (mut on_node, mut elsewhere) = (0u32, 0u32);
+        for w in &p.workloads {
+            for pod in workloads::pods_of(client, &w.key).await.map_err(unavailable)? {
+                if pod.metadata.deletion_timestamp.is_some() || pod.status.as_ref().and_then(|s| s.phase.as_deref()) != Some("Running") {
+                    continue;
+                }
+                if pod.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(p.node.as_str()) {
+                    on_node += 1;
+                } else {
+                    elsewhere += 1;
+                }
+            }
+        }
         Ok(ImprovementReport {
-            quota_cpu: pool.cpu.hard,
-            neighbour_workspaces: pool.neighbour_workspaces,
-            node_cpu: cpu.hard,
-            node_memory_gib: mem.hard / GIB,
-            requested_cpu: cpu.used,
-            requested_memory_gib: mem.used / GIB,
+            before: m.status.as_ref().and_then(|s| s.before.clone()),
+            node_cpu: allocatable.cpu,
+            node_memory_gib: allocatable.memory_gib(),
+            requested_cpu: requested.cpu,
+            requested_memory_gib: requested.memory_gib(),
             pods_on_node: on_node,
             pods_on_shared_pool: elsewhere,
         })
@@ -135,12 +106,27 @@ impl DashboardBackend {
     async fn audit_migration(&self, user: &SessionUser, ws: &str, action: &str, target: &str, detail: Option<String>) -> Result<(), AppError> {
         let workspace_id = self.store.workspace_id(ws).await.map_err(internal)?;
         self.store
-            .audit(&AuditEntry { actor: user.email.clone(), workspace_id, action: action.into(), target: Some(target.into()), outcome: "requested".into(), detail })
+            .audit(&AuditEntry {
+                actor: user.email.clone(),
+                workspace_id,
+                action: action.into(),
+                target: Some(target.into()),
+                outcome: "requested".into(),
+                detail,
+            })
             .await
             .map_err(internal)
     }
 
-    pub(super) async fn start_migration_for(&self, user: &SessionUser, ws: &WorkspaceSummary, node: &str, keys: &[String], phased: bool, margin: Option<f64>) -> Result<String, AppError> {
+    pub(super) async fn start_migration_for(
+        &self,
+        user: &SessionUser,
+        ws: &WorkspaceSummary,
+        node: &str,
+        keys: &[WorkloadKey],
+        phased: bool,
+        margin: Option<f64>,
+    ) -> Result<(String, String), AppError> {
         if let Some(m) = margin {
             if !(5.0..=500.0).contains(&m) {
                 return Err(AppError::Invalid("The latency margin must be between 5 and 500 percent.".into()));
@@ -149,23 +135,19 @@ impl DashboardBackend {
         if margin.is_some() && !self.latency_guard {
             return Err(AppError::Invalid("The latency guard needs a metrics source; this server has none configured (PROMETHEUS_URL).".into()));
         }
-        let plan = self.plan_for(ws, node, keys).await?;
+        let (plan, _) = self.plan_for(ws, node, keys).await?;
         if !plan.fits && !phased {
             return Err(AppError::Conflict(plan.warning.unwrap_or_else(|| "The selection does not fit the node.".into())));
         }
-        let selected = self.selected_workloads(&ws.slug, keys).await?;
-        let namespace = selected[0].namespace.clone();
-        if selected.iter().any(|w| w.namespace != namespace) {
-            return Err(AppError::Invalid("One migration moves workloads of one namespace; start one per namespace.".into()));
-        }
-        // The plan's phases (one when everything fits), production first.
-        let phases: Vec<MigrationPhase> = plan
+        // The record lives with the first workload to move; its workloads may span the
+        // workspace's namespaces.
+        let namespace = plan
             .phases
-            .iter()
-            .map(|p| MigrationPhase {
-                workloads: p.workloads.iter().filter_map(|k| selected.iter().find(|w| &planning::key(w) == k)).map(workload_ref).collect(),
-            })
-            .collect();
+            .first()
+            .and_then(|p| p.workloads.first())
+            .map(|k| k.namespace.clone())
+            .ok_or_else(|| AppError::Invalid("Select at least one workload to migrate.".into()))?;
+        let phases: Vec<MigrationPhase> = plan.phases.iter().map(|p| MigrationPhase { workloads: p.workloads.clone() }).collect();
         let name = format!("mig-{}", &crate::db::new_id()[..8]);
         let wm = WorkloadMigration {
             metadata: ObjectMeta {
@@ -188,68 +170,98 @@ impl DashboardBackend {
             },
             status: None,
         };
-        Api::<WorkloadMigration>::namespaced(self.require_kube()?.clone(), &namespace)
-            .create(&PostParams::default(), &wm)
-            .await
-            .map_err(|e| AppError::ClusterUnavailable(cluster_error(e)))?;
-        self.audit_migration(user, &ws.slug, "start-migration", &name, Some(format!("to {node}: {}", keys.join(", ")))).await?;
-        Ok(name)
+        Api::<WorkloadMigration>::namespaced(self.require_kube()?.clone(), &namespace).create(&PostParams::default(), &wm).await.map_err(api_error)?;
+        let list = keys.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
+        self.audit_migration(user, &ws.slug, "start-migration", &format!("{namespace}/{name}"), Some(format!("to {node}: {list}"))).await?;
+        Ok((namespace, name))
     }
 
-    /// The workspace's migration `name`, in any of its namespaces; `NotFound` otherwise.
-    pub(super) async fn workspace_migration(&self, ws: &str, name: &str) -> Result<WorkloadMigration, AppError> {
+    /// The workspace's migration `namespace/name`; `NotFound` for anything else, including a
+    /// migration in a namespace of another workspace.
+    pub(super) async fn workspace_migration(&self, ws: &str, namespace: &str, name: &str) -> Result<WorkloadMigration, AppError> {
         let client = self.require_kube()?;
-        for ns in workloads::workspace_namespaces(client, ws).await.map_err(|e| AppError::ClusterUnavailable(cluster_error(e)))? {
-            let api: Api<WorkloadMigration> = Api::namespaced(client.clone(), &ns);
-            if let Some(m) = api.get_opt(name).await.map_err(|e| AppError::ClusterUnavailable(cluster_error(e)))? {
-                if m.spec.workspace == ws {
-                    return Ok(m);
-                }
-            }
+        let not_found = || AppError::NotFound(format!("No migration \"{namespace}/{name}\" in {ws}."));
+        let ours = workloads::workspace_namespaces(client, ws).await.map_err(|e| AppError::ClusterUnavailable(cluster_error(e)))?;
+        if !ours.iter().any(|n| n == namespace) {
+            return Err(not_found());
         }
-        Err(AppError::NotFound(format!("No migration \"{name}\" in {ws}.")))
+        match Api::<WorkloadMigration>::namespaced(client.clone(), namespace).get_opt(name).await.map_err(|e| AppError::ClusterUnavailable(cluster_error(e)))? {
+            Some(m) if m.spec.workspace == ws => Ok(m),
+            _ => Err(not_found()),
+        }
     }
 
-    pub(super) async fn control(&self, user: &SessionUser, ws: &WorkspaceSummary, name: &str, action: &str, at: Option<&str>) -> Result<(), AppError> {
-        let m = self.workspace_migration(&ws.slug, name).await?;
-        let state = m.status.as_ref().map(|s| s.phase).unwrap_or_default();
-        let patch = match action {
-            "resume" => serde_json::json!({ "spec": { "paused": false, "resumeAt": null } }),
-            "resume_at" => {
-                let when = parse_resume_at(at.ok_or_else(|| AppError::Invalid("Choose when to resume.".into()))?)?;
-                serde_json::json!({ "spec": { "paused": true, "resumeAt": when } })
-            }
-            "approve_next" => {
-                if state != MigrationState::WaitingForApproval {
-                    return Err(AppError::Conflict("The migration is not waiting for the next phase.".into()));
-                }
-                serde_json::json!({ "spec": { "approvedPhases": m.spec.approved_phases + 1 } })
-            }
-            "retry" => {
-                if !matches!(state, MigrationState::RolledBack | MigrationState::Failed) {
-                    return Err(AppError::Conflict("Only a rolled-back or failed migration can be retried.".into()));
-                }
-                serde_json::json!({ "spec": { "retry": m.spec.retry + 1 } })
-            }
-            other => return Err(AppError::Invalid(format!("Unknown action \"{other}\": use resume, resume_at, approve_next or retry."))),
-        };
-        let ns = m.metadata.namespace.clone().unwrap_or_default();
-        Api::<WorkloadMigration>::namespaced(self.require_kube()?.clone(), &ns)
+    pub(super) async fn control(
+        &self,
+        user: &SessionUser,
+        ws: &WorkspaceSummary,
+        namespace: &str,
+        name: &str,
+        control: &MigrationControl,
+    ) -> Result<(), AppError> {
+        let m = self.workspace_migration(&ws.slug, namespace, name).await?;
+        let mut patch = control_patch(&m, control)?;
+        // Conditional on what was read: of two identical requests racing, one is refused.
+        patch["metadata"] = serde_json::json!({ "resourceVersion": m.metadata.resource_version });
+        Api::<WorkloadMigration>::namespaced(self.require_kube()?.clone(), namespace)
             .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
             .await
-            .map_err(|e| AppError::ClusterUnavailable(cluster_error(e)))?;
-        self.audit_migration(user, &ws.slug, &format!("migration-{action}"), name, at.map(String::from)).await
+            .map_err(|e| match e {
+                kube::Error::Api(s) if s.code == 409 => {
+                    AppError::Conflict("The migration changed while you acted on it; the page shows its state now. Try again if it still applies.".into())
+                }
+                other => api_error(other),
+            })?;
+        let detail = Some(match (control.target, &control.at) {
+            (Some(t), _) => format!("{} {t}", control.action.as_str()),
+            (None, Some(at)) => format!("{} {at}", control.action.as_str()),
+            (None, None) => control.action.as_str().to_string(),
+        });
+        self.audit_migration(user, &ws.slug, "control-migration", &format!("{namespace}/{name}"), detail).await
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::parse_resume_at;
+    use super::*;
+    use crate::crd::{MigrationState, WorkloadMigrationStatus};
 
     #[test]
     fn resume_times_must_be_real_and_in_the_future() {
         assert!(parse_resume_at("2099-01-01T10:30").unwrap().starts_with("2099-01-01T10:30:00"));
         assert!(parse_resume_at("yesterday").is_err());
         assert!(parse_resume_at("2001-01-01T10:30").is_err());
+    }
+
+    fn migration(approved: u32, retry: u32, phase: MigrationState, paused: bool) -> WorkloadMigration {
+        let spec: WorkloadMigrationSpec = serde_json::from_value(serde_json::json!({
+            "workspace": "w", "targetNode": "n1", "phases": [], "approvedPhases": approved, "retry": retry, "paused": paused
+        }))
+        .unwrap();
+        let mut m = WorkloadMigration::new("m", spec);
+        m.status = Some(WorkloadMigrationStatus { phase, ..Default::default() });
+        m
+    }
+
+    fn control(action: ControlAction, target: Option<u32>) -> MigrationControl {
+        MigrationControl { action, target, at: None }
+    }
+
+    #[test]
+    fn a_second_identical_approval_or_retry_is_a_conflict() {
+        let waiting = migration(1, 0, MigrationState::WaitingForApproval, false);
+        assert_eq!(control_patch(&waiting, &control(ControlAction::ApproveNext, Some(2))).unwrap()["spec"]["approvedPhases"], 2);
+        let approved = migration(2, 0, MigrationState::WaitingForApproval, false);
+        assert!(
+            matches!(control_patch(&approved, &control(ControlAction::ApproveNext, Some(2))), Err(AppError::Conflict(m)) if m.contains("already approved"))
+        );
+        assert!(matches!(control_patch(&waiting, &control(ControlAction::ApproveNext, None)), Err(AppError::Invalid(_))));
+        let rolled_back = migration(1, 0, MigrationState::RolledBack, false);
+        assert_eq!(control_patch(&rolled_back, &control(ControlAction::Retry, Some(1))).unwrap()["spec"]["retry"], 1);
+        let retrying = migration(1, 1, MigrationState::RolledBack, false);
+        assert!(matches!(control_patch(&retrying, &control(ControlAction::Retry, Some(1))), Err(AppError::Conflict(_))));
+        assert!(matches!(control_patch(&waiting, &control(ControlAction::Resume, None)), Err(AppError::Conflict(m)) if m.contains("not paused")));
+        let paused = migration(1, 0, MigrationState::Paused, true);
+        assert_eq!(control_patch(&paused, &control(ControlAction::Resume, None)).unwrap()["spec"]["paused"], false);
     }
 }

@@ -10,14 +10,13 @@ use app::model::*;
 use async_trait::async_trait;
 
 mod migration_runs;
-pub use migration_runs::progress as migration_progress_view;
 mod migrations;
 mod nodes;
 pub mod views;
 
 use crate::auth::password;
-use crate::catalogue::Catalogue;
 use crate::auth::rate_limit::LoginLimiter;
+use crate::catalogue::Catalogue;
 use crate::store::{AuditEntry, Store};
 
 pub struct DashboardBackend {
@@ -42,19 +41,34 @@ pub(crate) fn cluster_error(e: kube::Error) -> String {
     }
 }
 
+/// A write's error as the user should see it: the API server refusing the request (a policy,
+/// a validation, a conflict) says why in its own words; anything else means the cluster could
+/// not be reached.
+pub(crate) fn api_error(e: kube::Error) -> AppError {
+    match e {
+        kube::Error::Api(s) if s.code == 409 => AppError::Conflict(s.message),
+        kube::Error::Api(s) if s.code == 404 => AppError::NotFound(s.message),
+        kube::Error::Api(s) if matches!(s.code, 400 | 403 | 422) => AppError::Forbidden(format!("The cluster refused the request: {}", s.message)),
+        other => AppError::ClusterUnavailable(cluster_error(other)),
+    }
+}
+
 impl DashboardBackend {
-    pub fn new(store: Store, kube: Option<kube::Client>, catalogue: Arc<Catalogue>, latency_guard: bool, limiter: LoginLimiter, secure_cookies: bool) -> Arc<Self> {
+    pub fn new(
+        store: Store,
+        kube: Option<kube::Client>,
+        catalogue: Arc<Catalogue>,
+        latency_guard: bool,
+        limiter: LoginLimiter,
+        secure_cookies: bool,
+    ) -> Arc<Self> {
         Arc::new(Self { store, kube, catalogue, latency_guard, limiter, secure_cookies })
     }
 
     /// The workspace and its id if the user is a member; `NotFound` otherwise, so that a
     /// foreign workspace's existence is not revealed.
     async fn membership(&self, user: &SessionUser, slug: &str) -> Result<(String, WorkspaceSummary), AppError> {
-        self.store
-            .member_workspace(&user.user_id, slug)
-            .await
-            .map_err(internal)?
-            .ok_or_else(|| AppError::workspace_not_found(slug))
+        self.store.member_workspace(&user.user_id, slug).await.map_err(internal)?.ok_or_else(|| AppError::workspace_not_found(slug))
     }
 
     fn kube(&self) -> Result<&kube::Client, String> {
@@ -85,7 +99,7 @@ impl Backend for DashboardBackend {
     async fn sign_in(&self, email: &str, password: &str, client: &str) -> Result<NewSession, AppError> {
         if let Err(wait) = self.limiter.check(email, client, Instant::now()) {
             let minutes = wait.as_secs().div_ceil(60).max(1);
-            return Err(AppError::RateLimited(format!("too many failed sign-ins; try again in {minutes} minute(s).")));
+            return Err(AppError::RateLimited(format!("too many failed sign-ins; try again in {}.", count(minutes as i64, "minute", "minutes"))));
         }
         let user = self.store.user_by_email(email).await.map_err(internal)?;
         let hash = user.as_ref().map(|u| u.password_hash.clone()).unwrap_or_else(|| password::decoy_hash().to_string());
@@ -154,7 +168,7 @@ impl Backend for DashboardBackend {
 
     async fn node_progress(&self, user: &SessionUser, workspace: &str, name: &str) -> Result<NodeProgress, AppError> {
         let (_, ws) = self.membership(user, workspace).await?;
-        Ok(views::progress(&self.workspace_node(&ws.slug, name).await?))
+        Ok(views::node_progress(&self.workspace_node(&ws.slug, name).await?))
     }
 
     async fn delete_dedicated_node(&self, user: &SessionUser, workspace: &str, name: &str) -> Result<(), AppError> {
@@ -167,28 +181,37 @@ impl Backend for DashboardBackend {
         self.migration_screen_for(ws).await
     }
 
-    async fn plan_migration(&self, user: &SessionUser, workspace: &str, node: &str, workloads: &[String]) -> Result<MigrationPlan, AppError> {
+    async fn plan_migration(&self, user: &SessionUser, workspace: &str, node: &str, workloads: &[WorkloadKey]) -> Result<MigrationPlan, AppError> {
         let ws = self.dedicated_capable(user, workspace).await?;
-        self.plan_for(&ws, node, workloads).await
+        self.plan_for(&ws, node, workloads).await.map(|(plan, _)| plan)
     }
 
-    async fn start_migration(&self, user: &SessionUser, workspace: &str, node: &str, workloads: &[String], phased: bool, latency_margin_percent: Option<f64>) -> Result<String, AppError> {
+    async fn start_migration(
+        &self,
+        user: &SessionUser,
+        workspace: &str,
+        node: &str,
+        workloads: &[WorkloadKey],
+        phased: bool,
+        latency_margin_percent: Option<f64>,
+    ) -> Result<(String, String), AppError> {
         let ws = self.dedicated_capable(user, workspace).await?;
         self.start_migration_for(user, &ws, node, workloads, phased, latency_margin_percent).await
     }
 
-    async fn migration_progress(&self, user: &SessionUser, workspace: &str, name: &str) -> Result<MigrationProgress, AppError> {
+    async fn migration_progress(&self, user: &SessionUser, workspace: &str, namespace: &str, name: &str) -> Result<MigrationProgress, AppError> {
         let (_, ws) = self.membership(user, workspace).await?;
-        let mut progress = migration_runs::progress(&self.workspace_migration(&ws.slug, name).await?);
-        if progress.phase == "Succeeded" {
-            progress.report = self.improvement(&ws.slug, &progress).await.ok();
+        let migration = self.workspace_migration(&ws.slug, namespace, name).await?;
+        let mut progress = views::migration_progress(&migration);
+        if progress.phase == MigrationState::Succeeded {
+            progress.report = self.improvement(&migration, &progress).await.ok();
         }
         Ok(progress)
     }
 
-    async fn control_migration(&self, user: &SessionUser, workspace: &str, name: &str, action: &str, at: Option<&str>) -> Result<(), AppError> {
+    async fn control_migration(&self, user: &SessionUser, workspace: &str, namespace: &str, name: &str, control: &MigrationControl) -> Result<(), AppError> {
         let ws = self.dedicated_capable(user, workspace).await?;
-        self.control(user, &ws, name, action, at).await
+        self.control(user, &ws, namespace, name, control).await
     }
 
     fn secure_cookies(&self) -> bool {

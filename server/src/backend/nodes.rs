@@ -5,23 +5,20 @@ use app::error::AppError;
 use app::model::*;
 use kube::api::{Api, DeleteParams, ListParams, ObjectMeta, PostParams};
 
-use super::{cluster_error, internal, views, DashboardBackend};
+use super::{api_error, cluster_error, internal, views, DashboardBackend};
+use crate::capacity::{self, Need, GIB};
 use crate::catalogue::Size;
-use crate::cluster::quantity::GIB;
 use crate::cluster::{labels, usage, workloads};
-use crate::crd::{DedicatedNode, DedicatedNodeSpec, Phase};
+use crate::crd::{DedicatedNode, DedicatedNodeSpec};
 use crate::store::AuditEntry;
-
-/// Headroom the recommendation keeps above the current need (use case 5c).
-pub const FIT_HEADROOM: f64 = 0.2;
 
 fn size_option(s: &Size) -> SizeOption {
     let a = s.allocatable();
     SizeOption {
         id: s.id.clone(),
-        vcpu: s.vcpu as f64,
-        memory_gib: s.memory_gib as f64,
-        storage_gib: s.storage_gib as f64,
+        vcpu: f64::from(s.vcpu),
+        memory_gib: f64::from(s.memory_gib),
+        storage_gib: f64::from(s.storage_gib),
         network_gbps: s.network_gbps,
         hourly_usd: s.hourly_usd,
         monthly_usd: s.monthly_usd(),
@@ -31,33 +28,40 @@ fn size_option(s: &Size) -> SizeOption {
     }
 }
 
-/// Whether `size` holds `need` (requests plus surge) with the headroom to spare.
-pub fn fits(size: &SizeOption, need: &WorkloadNeed) -> bool {
-    let factor = 1.0 + FIT_HEADROOM;
-    size.allocatable_cpu >= (need.cpu + need.surge_cpu) * factor && size.allocatable_memory_gib >= (need.memory_gib + need.surge_memory_gib) * factor
+fn workload_need(need: &Need, workloads: u32) -> WorkloadNeed {
+    WorkloadNeed {
+        workloads,
+        pods: need.pods.max(0) as u32,
+        cpu: need.requests.cpu,
+        memory_gib: need.requests.memory_gib(),
+        surge_cpu: need.surge.cpu,
+        surge_memory_gib: need.surge.memory_gib(),
+    }
 }
 
-/// What the move brings, in the workspace's own numbers.
-pub fn improvements(ws: &WorkspaceSummary, size: &SizeOption, need: Option<&WorkloadNeed>, pool: Option<&SharedPoolUsage>) -> Vec<String> {
-    let mut out = vec![format!(
-        "Guaranteed {} vCPU and {} GiB for {} alone{}.",
-        format_amount(size.allocatable_cpu),
-        format_amount(size.allocatable_memory_gib),
-        ws.name,
-        pool.map(|p| format!(", instead of a share of a {} vCPU quota on nodes used by {} other workspace(s)", format_amount(p.cpu.hard), p.neighbour_workspaces))
-            .unwrap_or_default()
-    )];
-    if let Some(n) = need {
-        let used = if size.allocatable_cpu > 0.0 { n.cpu / size.allocatable_cpu * 100.0 } else { 100.0 };
+/// What the size changes for the workspace, every sentence from its own numbers: the node's
+/// guaranteed room against the shared quota and the neighbours on the shared pool, and how
+/// much of the node the workloads would use.
+pub fn improvements(ws: &WorkspaceSummary, size: &SizeOption, need: Option<&Need>, pool: Option<&SharedPoolUsage>) -> Vec<String> {
+    let mut out = vec![format!("{} vCPU and {} GiB for {} alone.", format_amount(size.allocatable_cpu), format_amount(size.allocatable_memory_gib), ws.name)];
+    if let Some(p) = pool {
         out.push(format!(
-            "Your workloads' {} vCPU of requests would use {:.0}% of the node, leaving {} vCPU to scale out.",
-            format_amount(n.cpu),
-            used.min(100.0),
-            format_amount((size.allocatable_cpu - n.cpu).max(0.0))
+            "Today: {} of your {} vCPU shared-pool quota, on {} shared with {}.",
+            format_amount(p.cpu.used),
+            format_amount(p.cpu.hard),
+            count(p.pool_nodes, "node", "nodes"),
+            count(p.neighbour_workspaces, "other workspace", "other workspaces")
         ));
     }
-    out.push(format!("No noisy neighbours: the node is tainted for {}, so no other tenant's pod can land on it.", ws.name));
-    out.push("Steadier latency: CPU bursts no longer compete with other tenants for the same cores.".into());
+    if let Some(n) = need {
+        let used = if size.allocatable_cpu > 0.0 { n.requests.cpu / size.allocatable_cpu * 100.0 } else { 100.0 };
+        out.push(format!(
+            "Your workloads' {} vCPU of requests would use {:.0}% of the node, leaving {} vCPU to scale out.",
+            format_amount(n.requests.cpu),
+            used.min(100.0),
+            format_amount((size.allocatable_cpu - n.requests.cpu).max(0.0))
+        ));
+    }
     out
 }
 
@@ -66,21 +70,29 @@ impl DashboardBackend {
         let read = async {
             let client = self.kube()?;
             let pool = usage::shared_pool_usage(client, &ws.slug).await.map_err(cluster_error)?;
-            let mut nodes = Vec::new();
+            let (mut nodes, mut failed) = (Vec::new(), Vec::new());
             for dn in self.workspace_nodes(&ws.slug).await.map_err(|e| e.to_string())? {
-                nodes.push(self.summary(&dn).await.map_err(cluster_error)?);
+                let summary = self.summary(&dn).await.map_err(cluster_error)?;
+                if summary.phase == NodePhase::Failed {
+                    failed.push(summary)
+                } else {
+                    nodes.push(summary)
+                }
             }
-            Ok::<_, String>((pool, nodes))
+            Ok::<_, String>((pool, nodes, failed))
         };
         Ok(match read.await {
-            Ok((pool, nodes)) => NodeOverview { workspace: ws, shared_pool: Some(pool), cluster_error: None, dedicated_nodes: nodes },
-            Err(msg) => NodeOverview { workspace: ws, shared_pool: None, cluster_error: Some(msg), dedicated_nodes: vec![] },
+            Ok((pool, nodes, failed)) => {
+                NodeOverview { workspace: ws, shared_pool: Some(pool), cluster_error: None, dedicated_nodes: nodes, failed_requests: failed }
+            }
+            Err(msg) => NodeOverview { workspace: ws, shared_pool: None, cluster_error: Some(msg), dedicated_nodes: vec![], failed_requests: vec![] },
         })
     }
 
     pub(super) async fn workspace_nodes(&self, ws: &str) -> Result<Vec<DedicatedNode>, AppError> {
         let api: Api<DedicatedNode> = Api::all(self.require_kube()?.clone());
-        let mut list = api.list(&ListParams::default().labels(&labels::workspace_selector(ws))).await.map_err(|e| AppError::ClusterUnavailable(cluster_error(e)))?.items;
+        let mut list =
+            api.list(&ListParams::default().labels(&labels::workspace_selector(ws))).await.map_err(|e| AppError::ClusterUnavailable(cluster_error(e)))?.items;
         // The label is ours to set, the spec is the truth: never show another workspace's node.
         list.retain(|dn| dn.spec.workspace == ws);
         list.sort_by(|a, b| a.metadata.creation_timestamp.cmp(&b.metadata.creation_timestamp));
@@ -88,12 +100,14 @@ impl DashboardBackend {
     }
 
     async fn summary(&self, dn: &DedicatedNode) -> Result<DedicatedNodeSummary, kube::Error> {
-        let p = views::progress(dn);
-        let (cpu, mem) = match &p.node_name {
+        let p = views::node_progress(dn);
+        let (requested, allocatable) = match &p.node_name {
             Some(node) => usage::node_allocation(self.kube.as_ref().expect("checked by caller"), node).await?,
             None => Default::default(),
         };
-        let size = self.catalogue.size(&dn.spec.size).map(size_option);
+        // Before the Node exists, the size's allocatable stands in for the Node's.
+        let planned = self.catalogue.size(&dn.spec.size).map(|s| s.allocatable().resources()).unwrap_or_default();
+        let allocatable = if allocatable.cpu > 0.0 { allocatable } else { planned };
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
         let created = dn.metadata.creation_timestamp.as_ref().map(|t| t.0.as_second()).unwrap_or(now);
         Ok(DedicatedNodeSummary {
@@ -102,28 +116,20 @@ impl DashboardBackend {
             region: p.region,
             phase: p.phase,
             age_seconds: now - created,
-            cpu: UsageBar {
-                label: "CPU".into(),
-                used: cpu.used,
-                hard: if cpu.hard > 0.0 { cpu.hard } else { size.as_ref().map_or(0.0, |s| s.allocatable_cpu) },
-                unit: "vCPU".into(),
-            },
-            memory: UsageBar {
-                label: "Memory".into(),
-                used: mem.used / GIB,
-                hard: if mem.hard > 0.0 { mem.hard / GIB } else { size.as_ref().map_or(0.0, |s| s.allocatable_memory_gib) },
-                unit: "GiB".into(),
-            },
+            cpu: UsageBar { label: "CPU".into(), used: requested.cpu, hard: allocatable.cpu, unit: "vCPU".into() },
+            memory: UsageBar { label: "Memory".into(), used: requested.memory_gib(), hard: allocatable.memory_gib(), unit: "GiB".into() },
+            error_message: p.error_message,
         })
     }
 
-    async fn need(&self, ws: &str) -> Option<WorkloadNeed> {
+    /// What the workspace's workloads still on the shared pool need on a new node, and how
+    /// many they are. Only those need room: what already moved has its node.
+    async fn need(&self, ws: &str) -> Option<(Need, u32)> {
         let client = self.kube.as_ref()?;
         match workloads::list_workloads(client, ws).await {
-            // Only what still runs on the shared pool needs room on a new node.
-            Ok(mut list) => {
-                list.retain(|w| !w.on_dedicated_node());
-                Some(workloads::need_of(&list))
+            Ok(list) => {
+                let shared: Vec<_> = list.iter().filter(|w| w.on_shared_pool()).collect();
+                Some((Need::of(shared.iter().map(|w| &w.demand)), shared.len() as u32))
             }
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read workloads for the fit check");
@@ -132,53 +138,44 @@ impl DashboardBackend {
         }
     }
 
-    fn recommended(&self, need: &WorkloadNeed) -> Option<String> {
-        self.catalogue
-            .smallest_fit(need.cpu + need.surge_cpu, (need.memory_gib + need.surge_memory_gib) * GIB, FIT_HEADROOM)
-            .map(|s| s.id.clone())
-    }
-
     pub(super) async fn wizard(&self, ws: WorkspaceSummary) -> Result<WizardData, AppError> {
         let need = self.need(&ws.slug).await;
-        let pool = match self.kube.as_ref() {
-            Some(c) => usage::shared_pool_usage(c, &ws.slug).await.ok(),
-            None => None,
-        };
         Ok(WizardData {
-            recommended_size: need.as_ref().and_then(|n| self.recommended(n)),
+            recommended_size: need.as_ref().and_then(|(n, _)| self.catalogue.smallest_fit(n)).map(|s| s.id.clone()),
             sizes: self.catalogue.sizes().iter().map(size_option).collect(),
             regions: self.catalogue.regions().iter().map(|r| RegionOption { id: r.id.clone(), name: r.name.clone() }).collect(),
-            quota_cpu: pool.as_ref().map_or(0.0, |p| p.cpu.hard),
-            quota_memory_gib: pool.as_ref().map_or(0.0, |p| p.memory.hard),
-            need,
+            need: need.as_ref().map(|(n, count)| workload_need(n, *count)),
+            headroom_percent: capacity::headroom_percent(),
             workspace: ws,
         })
     }
 
-    fn known_size(&self, id: &str) -> Result<SizeOption, AppError> {
-        self.catalogue.size(id).map(size_option).ok_or_else(|| {
+    fn known_size(&self, id: &str) -> Result<&Size, AppError> {
+        self.catalogue.size(id).ok_or_else(|| {
             let ids: Vec<&str> = self.catalogue.sizes().iter().map(|s| s.id.as_str()).collect();
             AppError::Invalid(format!("Unknown node size \"{id}\". Choose one of: {}.", ids.join(", ")))
         })
     }
 
     pub(super) async fn estimate_for(&self, ws: &WorkspaceSummary, size: &str) -> Result<Estimate, AppError> {
-        let option = self.known_size(size)?;
-        let need = self.need(&ws.slug).await;
+        let size = self.known_size(size)?;
+        let option = size_option(size);
+        let need = self.need(&ws.slug).await.map(|(n, _)| n);
         let pool = match self.kube.as_ref() {
             Some(c) => usage::shared_pool_usage(c, &ws.slug).await.ok(),
             None => None,
         };
-        let fits_now = need.as_ref().is_none_or(|n| fits(&option, n));
-        let recommended = need.as_ref().and_then(|n| self.recommended(n));
+        let fits_now = need.as_ref().is_none_or(|n| n.fits(size.allocatable().resources()));
+        let recommended = need.as_ref().and_then(|n| self.catalogue.smallest_fit(n)).map(|s| s.id.clone());
         let warning = need.as_ref().filter(|_| !fits_now).map(|n| {
             format!(
-                "{} gives {} vCPU and {} GiB to workloads; yours need {} vCPU and {} GiB including rolling-update surge, plus 20% headroom.{}",
+                "{} gives {} vCPU and {} GiB to workloads; yours need {} vCPU and {} GiB including rolling-update surge, plus {}% headroom.{}",
                 option.id,
                 format_amount(option.allocatable_cpu),
                 format_amount(option.allocatable_memory_gib),
-                format_amount(n.cpu + n.surge_cpu),
-                format_amount(n.memory_gib + n.surge_memory_gib),
+                format_amount(n.total().cpu),
+                format_amount(n.total().memory_gib()),
+                capacity::headroom_percent(),
                 match &recommended {
                     Some(r) => format!(" The smallest size that fits is {r}. Or keep this size and migrate in phases."),
                     None => " No single size fits: migrate in phases.".into(),
@@ -205,47 +202,52 @@ impl DashboardBackend {
         }
     }
 
-    pub(super) async fn provision(&self, user: &SessionUser, ws: &WorkspaceSummary, size: &str, region: &str, replaces: Option<&str>) -> Result<String, AppError> {
+    async fn audit_node(&self, user: &SessionUser, ws: &str, action: &str, target: &str, outcome: &str, detail: Option<String>) -> Result<(), AppError> {
+        let workspace_id = self.store.workspace_id(ws).await.map_err(internal)?;
+        self.store
+            .audit(&AuditEntry { actor: user.email.clone(), workspace_id, action: action.into(), target: Some(target.into()), outcome: outcome.into(), detail })
+            .await
+            .map_err(internal)
+    }
+
+    pub(super) async fn provision(
+        &self,
+        user: &SessionUser,
+        ws: &WorkspaceSummary,
+        size: &str,
+        region: &str,
+        replaces: Option<&str>,
+    ) -> Result<String, AppError> {
         self.known_size(size)?;
         if self.catalogue.region(region).is_none() {
             let ids: Vec<&str> = self.catalogue.regions().iter().map(|r| r.id.as_str()).collect();
             return Err(AppError::Invalid(format!("Unknown region \"{region}\". Choose one of: {}.", ids.join(", "))));
         }
-        let client = self.require_kube()?.clone();
-        let api: Api<DedicatedNode> = Api::all(client);
+        let api: Api<DedicatedNode> = Api::all(self.require_kube()?.clone());
+        // A retry replaces a failed order; check it before anything is created.
         if let Some(old) = replaces {
             let failed = self.workspace_node(&ws.slug, old).await?;
-            if views::effective_phase(&failed) != Phase::Failed {
+            if views::effective_phase(&failed) != NodePhase::Failed {
                 return Err(AppError::Conflict(format!("{old} has not failed; only a failed node is replaced by a retry.")));
             }
-            // Nothing is left behind from the failed try: its record goes with the retry.
-            api.delete(old, &DeleteParams::default()).await.map_err(|e| AppError::ClusterUnavailable(cluster_error(e)))?;
         }
         let name = format!("{}-{}", ws.slug, &crate::db::new_id()[..6]);
         let dn = DedicatedNode {
-            metadata: ObjectMeta {
-                name: Some(name.clone()),
-                labels: Some([(labels::WORKSPACE.to_string(), ws.slug.clone())].into()),
-                ..Default::default()
-            },
+            metadata: ObjectMeta { name: Some(name.clone()), labels: Some([(labels::WORKSPACE.to_string(), ws.slug.clone())].into()), ..Default::default() },
             spec: DedicatedNodeSpec { workspace: ws.slug.clone(), size: size.into(), region: region.into(), requested_by: user.email.clone() },
             status: None,
         };
         let created = api.create(&PostParams::default(), &dn).await;
-        let workspace_id = self.store.workspace_id(&ws.slug).await.map_err(internal)?;
-        let outcome = if created.is_ok() { "requested" } else { "failed" };
-        self.store
-            .audit(&AuditEntry {
-                actor: user.email.clone(),
-                workspace_id,
-                action: "provision-dedicated-node".into(),
-                target: Some(name.clone()),
-                outcome: outcome.into(),
-                detail: Some(format!("size {size}, region {region}{}", replaces.map(|r| format!(", replaces {r}")).unwrap_or_default())),
-            })
-            .await
-            .map_err(internal)?;
-        created.map_err(|e| AppError::ClusterUnavailable(cluster_error(e)))?;
+        let detail = Some(format!("size {size}, region {region}{}", replaces.map(|r| format!(", replaces {r}")).unwrap_or_default()));
+        self.audit_node(user, &ws.slug, "provision-dedicated-node", &name, if created.is_ok() { "requested" } else { "failed" }, detail).await?;
+        created.map_err(api_error)?;
+        // The new order exists: only now does the failed one go, so a refused create leaves
+        // the user with the failed order and its alternatives, never with nothing.
+        if let Some(old) = replaces {
+            if let Err(e) = api.delete(old, &DeleteParams::default()).await {
+                tracing::warn!(order = %old, error = %cluster_error(e), "the replaced order could not be removed; it stays listed as failed");
+            }
+        }
         Ok(name)
     }
 
@@ -265,31 +267,22 @@ impl DashboardBackend {
                 .collect();
             if !workloads.is_empty() {
                 return Err(AppError::Conflict(format!(
-                    "{name} still runs {} pod(s) ({}). Move the workloads off it before deleting it.",
-                    workloads.len(),
+                    "{name} still runs {} ({}). Move the workloads off it before deleting it.",
+                    count(workloads.len() as i64, "pod", "pods"),
                     workloads.join(", ")
                 )));
             }
         }
-        Api::<DedicatedNode>::all(client).delete(name, &DeleteParams::default()).await.map_err(|e| AppError::ClusterUnavailable(cluster_error(e)))?;
-        let workspace_id = self.store.workspace_id(&ws.slug).await.map_err(internal)?;
-        self.store
-            .audit(&AuditEntry {
-                actor: user.email.clone(),
-                workspace_id,
-                action: "delete-dedicated-node".into(),
-                target: Some(name.into()),
-                outcome: "requested".into(),
-                detail: None,
-            })
-            .await
-            .map_err(internal)
+        Api::<DedicatedNode>::all(client).delete(name, &DeleteParams::default()).await.map_err(api_error)?;
+        let action = if views::effective_phase(&dn) == NodePhase::Failed { "dismiss-failed-node" } else { "delete-dedicated-node" };
+        self.audit_node(user, &ws.slug, action, name, "requested", None).await
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::capacity::Resources;
 
     fn size(cpu: f64, mem: f64) -> SizeOption {
         SizeOption {
@@ -307,10 +300,20 @@ mod tests {
     }
 
     #[test]
-    fn fit_needs_twenty_percent_headroom_over_requests_and_surge() {
-        let need = WorkloadNeed { cpu: 2.5, surge_cpu: 0.5, memory_gib: 2.0, surge_memory_gib: 0.5, ..Default::default() };
-        assert!(fits(&size(3.6, 3.0), &need));
-        assert!(!fits(&size(3.5, 3.0), &need), "3.0 vCPU × 1.2 = 3.6 needed");
-        assert!(!fits(&size(8.0, 2.9), &need), "memory counts too");
+    fn every_improvement_comes_from_the_workspaces_numbers() {
+        let ws = WorkspaceSummary { slug: "acme".into(), name: "acme".into(), plan: Plan::Pro };
+        let bar = |used, hard| UsageBar { label: String::new(), used, hard, unit: String::new() };
+        let pool = SharedPoolUsage { cpu: bar(2.7, 8.0), memory: bar(1.0, 16.0), pods: bar(9.0, 40.0), pool_nodes: 3, neighbour_workspaces: 1 };
+        let need = Need { requests: Resources::new(1.5, GIB), surge: Resources::new(0.5, 0.0), pods: 3 };
+        let lines = improvements(&ws, &size(3.9, 15.0), Some(&need), Some(&pool));
+        assert_eq!(
+            lines,
+            vec![
+                "3.9 vCPU and 15 GiB for acme alone.".to_string(),
+                "Today: 2.7 of your 8 vCPU shared-pool quota, on 3 nodes shared with 1 other workspace.".to_string(),
+                "Your workloads' 1.5 vCPU of requests would use 38% of the node, leaving 2.4 vCPU to scale out.".to_string(),
+            ]
+        );
+        assert_eq!(improvements(&ws, &size(3.9, 15.0), None, None).len(), 1, "without numbers, only what the size itself says");
     }
 }

@@ -1,8 +1,7 @@
-//! Reading the Kubernetes cluster: the client, the platform's labels, quantities, and the
-//! workspace's shared-pool usage.
+//! Reading the Kubernetes cluster: the client, the platform's labels, the workspace's
+//! shared-pool usage and its workloads.
 
 pub mod labels;
-pub mod quantity;
 pub mod usage;
 pub mod workloads;
 

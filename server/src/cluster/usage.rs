@@ -1,5 +1,5 @@
-//! A workspace's use of the shared pool, from its namespaces' ResourceQuotas, and its
-//! dedicated nodes as Node objects.
+//! A workspace's use of the shared pool (its namespaces' shared-pool ResourceQuotas, and the
+//! neighbours it shares the pool's nodes with), and what is requested on a node.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -10,7 +10,7 @@ use kube::api::{Api, ListParams};
 use kube::Client;
 
 use super::labels;
-use super::quantity::{bytes, cpu_cores, GIB};
+use crate::capacity::{self, Resources, GIB};
 
 /// Sums of one quota resource across the workspace's namespaces.
 #[derive(Default, Debug, Clone, Copy, PartialEq)]
@@ -21,80 +21,82 @@ pub struct Totals {
 
 /// Adds a ResourceQuota's `status.used`/`status.hard` for `keys` (the first key present wins,
 /// so `requests.cpu` is preferred over the older bare `cpu`).
-pub fn add_quota(totals: &mut Totals, quota: &ResourceQuota, keys: &[&str], parse: fn(&str) -> Option<f64>) {
+pub fn add_quota(totals: &mut Totals, quota: &ResourceQuota, keys: &[&str]) {
     let Some(status) = &quota.status else { return };
-    let pick = |m: &Option<BTreeMap<String, Quantity>>| {
-        m.as_ref().and_then(|m| keys.iter().find_map(|k| m.get(*k))).and_then(|q| parse(&q.0)).unwrap_or(0.0)
-    };
+    let pick =
+        |m: &Option<BTreeMap<String, Quantity>>| m.as_ref().and_then(|m| keys.iter().find_map(|k| m.get(*k))).and_then(capacity::quantity).unwrap_or(0.0);
     totals.used += pick(&status.used);
     totals.hard += pick(&status.hard);
 }
 
+/// The names of the shared pool's nodes.
+pub async fn shared_pool_nodes(client: &Client) -> Result<BTreeSet<String>, kube::Error> {
+    let nodes = Api::<Node>::all(client.clone()).list_metadata(&ListParams::default().labels(&labels::pool_selector(labels::POOL_SHARED))).await?;
+    Ok(nodes.items.into_iter().filter_map(|n| n.metadata.name).collect())
+}
+
+/// The workspace of every namespace that has one.
+async fn namespace_workspaces(client: &Client) -> Result<BTreeMap<String, String>, kube::Error> {
+    let labelled = Api::<Namespace>::all(client.clone()).list_metadata(&ListParams::default().labels(labels::WORKSPACE)).await?;
+    Ok(labelled
+        .items
+        .into_iter()
+        .filter_map(|ns| {
+            let ws = ns.metadata.labels.as_ref()?.get(labels::WORKSPACE)?.clone();
+            Some((ns.metadata.name?, ws))
+        })
+        .collect())
+}
+
+/// The workspaces, other than `ws`, whose pods run on the given nodes now.
+pub fn neighbours(pods: &[Pod], namespace_workspace: &BTreeMap<String, String>, ws: &str) -> BTreeSet<String> {
+    pods.iter()
+        .filter(|p| capacity::holds_requests(p))
+        .filter_map(|p| namespace_workspace.get(p.metadata.namespace.as_deref()?))
+        .filter(|w| w.as_str() != ws)
+        .cloned()
+        .collect()
+}
+
 pub async fn shared_pool_usage(client: &Client, ws: &str) -> Result<SharedPoolUsage, kube::Error> {
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    let labelled = namespaces.list(&ListParams::default().labels(labels::WORKSPACE)).await?;
-    let mut ours = Vec::new();
-    let mut others = BTreeSet::new();
-    for ns in labelled.items {
-        let owner = ns.metadata.labels.as_ref().and_then(|l| l.get(labels::WORKSPACE)).cloned().unwrap_or_default();
-        let name = ns.metadata.name.unwrap_or_default();
-        if owner == ws {
-            ours.push(name);
-        } else {
-            others.insert(owner);
-        }
-    }
-
+    let workspaces = namespace_workspaces(client).await?;
     let (mut cpu, mut memory, mut pods) = (Totals::default(), Totals::default(), Totals::default());
-    for ns in &ours {
-        let quotas: Api<ResourceQuota> = Api::namespaced(client.clone(), ns);
-        for q in quotas.list(&ListParams::default()).await?.items {
-            add_quota(&mut cpu, &q, &["requests.cpu", "cpu"], cpu_cores);
-            add_quota(&mut memory, &q, &["requests.memory", "memory"], bytes);
-            add_quota(&mut pods, &q, &["pods", "count/pods"], bytes);
+    for ns in workspaces.iter().filter(|(_, w)| w.as_str() == ws).map(|(ns, _)| ns) {
+        for q in Api::<ResourceQuota>::namespaced(client.clone(), ns).list(&ListParams::default()).await?.items {
+            add_quota(&mut cpu, &q, &["requests.cpu", "cpu"]);
+            add_quota(&mut memory, &q, &["requests.memory", "memory"]);
+            add_quota(&mut pods, &q, &["pods", "count/pods"]);
         }
     }
-
-    let nodes: Api<Node> = Api::all(client.clone());
-    let pool = nodes
-        .list_metadata(&ListParams::default().labels(&format!("{}={}", labels::NODE_POOL, labels::POOL_SHARED)))
-        .await?;
-
+    let pool = shared_pool_nodes(client).await?;
+    let mut on_pool = Vec::new();
+    for node in &pool {
+        on_pool.extend(Api::<Pod>::all(client.clone()).list(&ListParams::default().fields(&format!("spec.nodeName={node}"))).await?.items);
+    }
     Ok(SharedPoolUsage {
         cpu: UsageBar { label: "CPU requests".into(), used: cpu.used, hard: cpu.hard, unit: "vCPU".into() },
         memory: UsageBar { label: "Memory requests".into(), used: memory.used / GIB, hard: memory.hard / GIB, unit: "GiB".into() },
         pods: UsageBar { label: "Pods".into(), used: pods.used, hard: pods.hard, unit: "pods".into() },
-        pool_nodes: pool.items.len() as u32,
-        neighbour_workspaces: others.len() as u32,
+        pool_nodes: pool.len() as u32,
+        neighbour_workspaces: neighbours(&on_pool, &workspaces, ws).len() as u32,
     })
 }
 
-/// What is requested on a node and what it can give: (requested, allocatable) for CPU cores
-/// and memory bytes. A node that does not exist (yet) gives zeros.
-pub async fn node_allocation(client: &Client, node: &str) -> Result<(Totals, Totals), kube::Error> {
+/// What is requested on a node and what it can give: (requested, allocatable). A node that
+/// does not exist (yet) gives zeros.
+pub async fn node_allocation(client: &Client, node: &str) -> Result<(Resources, Resources), kube::Error> {
     let Some(n) = Api::<Node>::all(client.clone()).get_opt(node).await? else {
-        return Ok((Totals::default(), Totals::default()));
+        return Ok(Default::default());
     };
-    let allocatable = n.status.and_then(|s| s.allocatable).unwrap_or_default();
     let pods = Api::<Pod>::all(client.clone()).list(&ListParams::default().fields(&format!("spec.nodeName={node}"))).await?;
-    let (mut cpu, mut mem) = (Totals::default(), Totals::default());
-    for pod in pods.items {
-        let done = pod.status.as_ref().and_then(|s| s.phase.as_deref()).is_some_and(|p| p == "Succeeded" || p == "Failed");
-        if !done {
-            let (c, m) = super::workloads::pod_requests(pod.spec.as_ref());
-            cpu.used += c;
-            mem.used += m;
-        }
-    }
-    cpu.hard = allocatable.get("cpu").and_then(|q| cpu_cores(&q.0)).unwrap_or(0.0);
-    mem.hard = allocatable.get("memory").and_then(|q| bytes(&q.0)).unwrap_or(0.0);
-    Ok((cpu, mem))
+    Ok((capacity::requested(&pods.items), capacity::allocatable(&n)))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use k8s_openapi::api::core::v1::ResourceQuotaStatus;
+    use serde_json::json;
 
     fn quota(used: &[(&str, &str)], hard: &[(&str, &str)]) -> ResourceQuota {
         let m = |p: &[(&str, &str)]| Some(p.iter().map(|(k, v)| (k.to_string(), Quantity(v.to_string()))).collect());
@@ -104,8 +106,17 @@ mod tests {
     #[test]
     fn sums_quotas_preferring_requests_keys() {
         let mut t = Totals::default();
-        add_quota(&mut t, &quota(&[("requests.cpu", "1500m"), ("cpu", "9")], &[("requests.cpu", "8")]), &["requests.cpu", "cpu"], cpu_cores);
-        add_quota(&mut t, &quota(&[("cpu", "500m")], &[("cpu", "2")]), &["requests.cpu", "cpu"], cpu_cores);
+        add_quota(&mut t, &quota(&[("requests.cpu", "1500m"), ("cpu", "9")], &[("requests.cpu", "8")]), &["requests.cpu", "cpu"]);
+        add_quota(&mut t, &quota(&[("cpu", "500m")], &[("cpu", "2")]), &["requests.cpu", "cpu"]);
         assert_eq!(t, Totals { used: 2.0, hard: 10.0 });
+    }
+
+    #[test]
+    fn neighbours_are_the_other_workspaces_running_pods_on_the_pool() {
+        let pod = |ns: &str, phase: &str| -> Pod { serde_json::from_value(json!({ "metadata": { "namespace": ns }, "status": { "phase": phase } })).unwrap() };
+        let map: BTreeMap<String, String> =
+            [("a-1", "a"), ("a-2", "a"), ("b-1", "b"), ("c-1", "c")].iter().map(|(n, w)| (n.to_string(), w.to_string())).collect();
+        let pods = [pod("a-1", "Running"), pod("a-2", "Running"), pod("b-1", "Running"), pod("c-1", "Succeeded"), pod("kube-system", "Running")];
+        assert_eq!(neighbours(&pods, &map, "a"), BTreeSet::from(["b".to_string()]), "c's pod finished; kube-system is no workspace");
     }
 }

@@ -9,32 +9,35 @@
 //! `hexabase.ai/original-scheduling` annotation), and finishes the move or the rollback.
 //! A finalizer makes deleting a migration mid-move a cancel: the moving workload is restored.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use app::model::{SharedPoolSnapshot, WorkloadKey};
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod, PodSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::api::{Api, ListParams, ObjectMeta, Patch, PatchParams};
+use kube::core::SelectorExt;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::finalizer::{finalizer, Event};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
 use serde_json::{json, Value};
-use time::OffsetDateTime;
 
 use super::latency::{observe, GuardDecision, GuardSettings};
 use super::patch::{self, Scheduling, MIGRATION_ANNOTATION, ORIGINAL_ANNOTATION};
 use super::rollout::{self, Cause, Counts, Verdict};
-use super::steps::{self, Fit, MigrationStatusExt, Next, NodeCheck};
-use super::{record_available, Context, Error, Result, WorkloadKey};
-use crate::cluster::labels;
-use crate::cluster::quantity::{bytes, cpu_cores, GIB};
-use crate::cluster::workloads::{pod_requests, surge_pods};
+use super::steps::{self, MigrationStatusExt, Next};
+use super::troubleshooting::{self, Fit, NodeCheck};
+use super::{record_available, Context, Error, Result};
+use crate::capacity::{self, Demand};
+use crate::cluster::{labels, usage, workloads};
 use crate::crd::{MigrationError, MigrationState, WorkloadKind, WorkloadMigration, WorkloadMigrationStatus, WorkloadState};
-use crate::provisioning::steps::{parse_rfc3339, rfc3339, sooner};
+use crate::engine::retry::Retry;
+use crate::engine::time::{now, parse_rfc3339, rfc3339, sooner};
 
 pub const FIELD_MANAGER: &str = "hexabase-migration";
 /// Held on every migration, so deleting one mid-move restores the workload it was moving.
@@ -49,21 +52,21 @@ pub async fn run(client: Client, ctx: Arc<Context>) {
     let migrations = Api::<WorkloadMigration>::all(client.clone());
     let seen_deployments = ctx.lowest_available.clone();
     let seen_sets = ctx.lowest_available.clone();
-    Controller::new(migrations, watcher::Config::default().labels(&ctx.config.selector()))
+    Controller::new(migrations, watcher::Config::default().labels(&ctx.config.scope.selector()))
         // A workload's events wake the migration moving it, and every one of them counts
         // towards the lowest availability seen: a dip between two reconciles is not missed.
         .watches(Api::<Deployment>::all(client.clone()), watcher::Config::default(), move |d: Deployment| {
             let available = d.status.as_ref().and_then(|s| s.available_replicas).unwrap_or(0);
-            mover(&d.metadata).map(|(ns, migration, name)| {
-                record_available(&seen_deployments, (ns.clone(), WorkloadKind::Deployment, name), available);
-                ObjectRef::new(&migration).within(&ns)
+            mover(&d.metadata, WorkloadKind::Deployment).map(|(migration, key)| {
+                record_available(&seen_deployments, key, available);
+                migration
             })
         })
         .watches(Api::<StatefulSet>::all(client), watcher::Config::default(), move |s: StatefulSet| {
             let available = s.status.as_ref().and_then(|s| s.available_replicas).unwrap_or(0);
-            mover(&s.metadata).map(|(ns, migration, name)| {
-                record_available(&seen_sets, (ns.clone(), WorkloadKind::StatefulSet, name), available);
-                ObjectRef::new(&migration).within(&ns)
+            mover(&s.metadata, WorkloadKind::StatefulSet).map(|(migration, key)| {
+                record_available(&seen_sets, key, available);
+                migration
             })
         })
         .run(reconcile, error_policy, ctx)
@@ -77,10 +80,15 @@ pub async fn run(client: Client, ctx: Arc<Context>) {
         .await;
 }
 
-/// (namespace, migration, workload) for a workload a migration has moved or is moving.
-fn mover(meta: &ObjectMeta) -> Option<(String, String, String)> {
-    let migration = meta.annotations.as_ref()?.get(MIGRATION_ANNOTATION)?.clone();
-    Some((meta.namespace.clone()?, migration, meta.name.clone()?))
+/// The migration that moved (or is moving) a workload, from its annotation, and the workload.
+fn mover(meta: &ObjectMeta, kind: WorkloadKind) -> Option<(ObjectRef<WorkloadMigration>, WorkloadKey)> {
+    let (ns, name) = meta.annotations.as_ref()?.get(MIGRATION_ANNOTATION)?.split_once('/')?;
+    Some((ObjectRef::new(name).within(ns), WorkloadKey::new(meta.namespace.clone()?, kind, meta.name.clone()?)))
+}
+
+/// How a migration signs the workloads it moves: `<namespace>/<name>`.
+fn migration_id(wm: &WorkloadMigration) -> String {
+    format!("{}/{}", wm.namespace().unwrap_or_default(), wm.name_any())
 }
 
 fn error_policy(wm: Arc<WorkloadMigration>, error: &Error, _ctx: Arc<Context>) -> Action {
@@ -103,7 +111,7 @@ async fn reconcile(cached: Arc<WorkloadMigration>, ctx: Arc<Context>) -> Result<
                 let rv = wm.resource_version().unwrap_or_default();
                 Run { ctx: &ctx, api: api.clone(), ns: ns.clone(), rv, wm, written: None }.apply().await
             }
-            Event::Cleanup(wm) => cancel(&wm, &ctx, &ns).await,
+            Event::Cleanup(wm) => cancel(&wm, &ctx).await,
         }
     })
     .await
@@ -112,22 +120,23 @@ async fn reconcile(cached: Arc<WorkloadMigration>, ctx: Arc<Context>) -> Result<
 
 /// A migration deleted while it moves a workload restores that workload: cancelling rolls
 /// back what is in flight. Workloads already moved stay on the node.
-async fn cancel(wm: &WorkloadMigration, ctx: &Context, ns: &str) -> Result<Action> {
+async fn cancel(wm: &WorkloadMigration, ctx: &Context) -> Result<Action> {
     let in_flight = wm.status.iter().flat_map(|s| &s.workloads).filter(|w| matches!(w.state, WorkloadState::Moving | WorkloadState::RollingBack));
     for w in in_flight {
-        let Some(workload) = Workload::get(&ctx.client, ns, w.kind, &w.name).await? else { continue };
+        let key = &w.workload;
+        let Some(workload) = Workload::get(&ctx.client, key).await? else { continue };
         let annotations = workload.annotations();
-        if annotations.get(MIGRATION_ANNOTATION) != Some(&wm.name_any()) {
+        if annotations.get(MIGRATION_ANNOTATION) != Some(&migration_id(wm)) {
             continue;
         }
         let Some(saved) = annotations.get(ORIGINAL_ANNOTATION) else { continue };
-        match patch::restore_patch(w.kind, saved, &Scheduling::of_workload(w.kind, &workload.json())) {
+        match patch::restore_patch(key.kind, saved, &Scheduling::of_workload(key.kind, &workload.json())) {
             Ok(mut patch) => {
                 patch["metadata"]["resourceVersion"] = json!(workload.resource_version());
-                tracing::info!(migration = %wm.name_any(), workload = %w.name, "migration deleted mid-move: restoring the original scheduling");
-                workload.patch(&ctx.client, ns, &patch).await?;
+                tracing::info!(migration = %wm.name_any(), workload = %key, "migration deleted mid-move: restoring the original scheduling");
+                workload.patch(&ctx.client, &patch).await?;
             }
-            Err(e) => tracing::warn!(migration = %wm.name_any(), workload = %w.name, error = %e, "the saved scheduling cannot be read; left as is"),
+            Err(e) => tracing::warn!(migration = %wm.name_any(), workload = %key, error = %e, "the saved scheduling cannot be read; left as is"),
         }
     }
     Ok(Action::await_change())
@@ -149,14 +158,13 @@ struct Run<'a> {
 /// a rolled-back or failed one whose `spec.retry` was raised.
 fn starting_status(wm: &WorkloadMigration) -> WorkloadMigrationStatus {
     match &wm.status {
-        Some(s) if matches!(s.phase, MigrationState::RolledBack | MigrationState::Failed) && s.attempt != wm.spec.retry => steps::fresh(&wm.spec),
+        // A retry starts over, but "before" stays what it was before the first attempt.
+        Some(s) if matches!(s.phase, MigrationState::RolledBack | MigrationState::Failed) && s.attempt != wm.spec.retry => {
+            WorkloadMigrationStatus { before: s.before.clone(), ..steps::fresh(&wm.spec) }
+        }
         Some(s) if !s.workloads.is_empty() || s.error.is_some() => s.clone(),
         _ => steps::fresh(&wm.spec),
     }
-}
-
-fn now() -> OffsetDateTime {
-    OffsetDateTime::now_utc()
 }
 
 /// What following one workload came to.
@@ -187,6 +195,8 @@ impl Run<'_> {
             if let Some(invalid) = self.validate().await? {
                 tracing::info!(migration = %self.wm.name_any(), reason = %invalid.message, "rejected");
                 status.reject(invalid);
+            } else if status.before.is_none() {
+                status.before = Some(self.snapshot(&status).await?);
             }
         }
         if !status.phase.is_final() && status.error.is_none() {
@@ -204,7 +214,7 @@ impl Run<'_> {
                 Next::Start(i) => {
                     status.start(i, now())?;
                     // Readings from before this move do not count towards it.
-                    self.ctx.take_lowest_available(&self.key(&status, i));
+                    self.ctx.take_lowest_available(&status.workloads[i].workload);
                     Step::Changed { announce: true }
                 }
                 Next::Follow(i) => self.follow(&mut status, i).await?,
@@ -230,10 +240,6 @@ impl Run<'_> {
             requeue = sooner(requeue, Duration::from_secs(1));
         }
         Ok(Action::requeue(requeue.unwrap_or(RESYNC)))
-    }
-
-    fn key(&self, status: &WorkloadMigrationStatus, i: usize) -> WorkloadKey {
-        (self.ns.clone(), status.workloads[i].kind, status.workloads[i].name.clone())
     }
 
     fn deadline(&self) -> Duration {
@@ -279,9 +285,13 @@ impl Run<'_> {
         if spec.phases.iter().all(|p| p.workloads.is_empty()) {
             return Ok(invalid("The migration lists no workloads.".into()));
         }
-        let ns = Api::<Namespace>::all(self.ctx.client.clone()).get_opt(&self.ns).await?;
-        if ns.as_ref().and_then(|n| n.labels().get(labels::WORKSPACE)) != Some(&spec.workspace) {
-            return Ok(invalid(format!("Namespace {} does not belong to workspace {}.", self.ns, spec.workspace)));
+        let namespaces: BTreeSet<&str> =
+            std::iter::once(self.ns.as_str()).chain(spec.phases.iter().flat_map(|p| &p.workloads).map(|w| w.namespace.as_str())).collect();
+        for name in namespaces {
+            let ns = Api::<Namespace>::all(self.ctx.client.clone()).get_opt(name).await?;
+            if ns.as_ref().and_then(|n| n.labels().get(labels::WORKSPACE)) != Some(&spec.workspace) {
+                return Ok(invalid(format!("Namespace {name} does not belong to workspace {}.", spec.workspace)));
+            }
         }
         let Some(node) = Api::<Node>::all(self.ctx.client.clone()).get_opt(&spec.target_node).await? else {
             return Ok(invalid(format!("Node {} does not exist.", spec.target_node)));
@@ -292,6 +302,30 @@ impl Run<'_> {
         Ok(None)
     }
 
+    /// The workspace on the shared pool before anything moves: the report's "before".
+    async fn snapshot(&self, status: &WorkloadMigrationStatus) -> Result<SharedPoolSnapshot> {
+        let client = &self.ctx.client;
+        let pool = usage::shared_pool_usage(client, &self.wm.spec.workspace).await?;
+        let shared = usage::shared_pool_nodes(client).await?;
+        let mut pods_on_shared_pool = 0;
+        for w in &status.workloads {
+            let Some(workload) = Workload::get(client, &w.workload).await? else { continue };
+            pods_on_shared_pool += pods_of(client, &workload)
+                .await?
+                .iter()
+                .filter(|p| p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_some_and(|n| shared.contains(n)))
+                .count() as u32;
+        }
+        Ok(SharedPoolSnapshot {
+            quota_cpu: pool.cpu.hard,
+            used_cpu: pool.cpu.used,
+            pool_nodes: pool.pool_nodes,
+            neighbour_workspaces: pool.neighbour_workspaces,
+            pods_on_shared_pool,
+            taken_at: rfc3339(now()),
+        })
+    }
+
     /// Samples the application's latency when an interval has passed; `Some(reason)` when the
     /// guard asks to pause. The first workload of the plan stands for the application. A
     /// source that has no data or cannot be reached does not stop the migration: the
@@ -299,7 +333,7 @@ impl Run<'_> {
     async fn sample_latency(&self, status: &mut WorkloadMigrationStatus, requeue: &mut Option<Duration>) -> Result<Option<String>> {
         let Some(guard) = &self.wm.spec.latency_guard else { return Ok(None) };
         let Some(source) = self.ctx.metrics_for(guard) else { return Ok(None) };
-        let Some(app) = status.workloads.first().map(|w| w.name.clone()) else { return Ok(None) };
+        let Some(app) = status.workloads.first().map(|w| w.workload.clone()) else { return Ok(None) };
         let interval = Duration::from_secs(u64::from(guard.interval_seconds.max(1)));
         let t = now();
         if let Some(last) = status.latency_sampled_at.as_deref().and_then(parse_rfc3339) {
@@ -312,10 +346,10 @@ impl Run<'_> {
         *requeue = sooner(*requeue, interval);
         status.latency_sampled_at = Some(rfc3339(t));
         let generation = self.wm.metadata.generation;
-        let sample = match source.p95_latency_ms(&self.ns, &app).await {
+        let sample = match source.p95_latency_ms(&app.namespace, &app.name).await {
             Ok(Some(ms)) => ms,
             Ok(None) => {
-                status.set_condition("LatencyGuard", false, "NoData", &format!("No latency data for {app}."), generation, t);
+                status.set_condition("LatencyGuard", false, "NoData", &format!("No latency data for {}.", app.name), generation, t);
                 return Ok(None);
             }
             Err(e) => {
@@ -342,9 +376,10 @@ impl Run<'_> {
 
     /// Moves workload `i` (again, if a crash interrupted it) and reads how far it got.
     async fn follow(&self, status: &mut WorkloadMigrationStatus, i: usize) -> Result<Step> {
-        let (kind, name) = (status.workloads[i].kind, status.workloads[i].name.clone());
-        let Some(mut workload) = Workload::get(&self.ctx.client, &self.ns, kind, &name).await? else {
-            let message = format!("{kind:?} {name} does not exist in namespace {}.", self.ns);
+        let key = status.workloads[i].workload.clone();
+        let (kind, name) = (key.kind, key.name.clone());
+        let Some(mut workload) = Workload::get(&self.ctx.client, &key).await? else {
+            let message = format!("{kind} {name} does not exist in namespace {}.", key.namespace);
             status.fail(i, now(), MigrationError { reason: steps::REASON_WORKLOAD_NOT_FOUND.into(), message, troubleshooting: vec![] })?;
             return Ok(Step::Changed { announce: false });
         };
@@ -353,33 +388,35 @@ impl Run<'_> {
         let current = Scheduling::of_workload(kind, &json);
         let mut patch = patch::scheduling_patch(ws, node, kind, &current);
         let annotations = workload.annotations();
-        if annotations.get(MIGRATION_ANNOTATION) != Some(&self.wm.name_any()) || !annotations.contains_key(ORIGINAL_ANNOTATION) {
+        let id = migration_id(&self.wm);
+        if annotations.get(MIGRATION_ANNOTATION) != Some(&id) || !annotations.contains_key(ORIGINAL_ANNOTATION) {
             let template = json.pointer("/spec/template").cloned().unwrap_or(Value::Null);
             let strategy = json.pointer(&format!("/spec/{}", patch::strategy_field(kind))).cloned();
-            patch["metadata"] = json!({ "annotations": patch::move_annotations(&self.wm.name_any(), &annotations, &template, strategy.as_ref()) });
+            patch["metadata"] = json!({ "annotations": patch::move_annotations(&id, &annotations, &template, strategy.as_ref()) });
         }
         if patch != json!({}) {
             patch["metadata"]["resourceVersion"] = json!(workload.resource_version());
-            tracing::info!(migration = %self.wm.name_any(), workload = %name, %node, "moving");
-            workload = workload.patch(&self.ctx.client, &self.ns, &patch).await?;
+            tracing::info!(migration = %self.wm.name_any(), workload = %key, %node, "moving");
+            workload = workload.patch(&self.ctx.client, &patch).await?;
         }
         let counts = workload.counts();
-        let pods = pods_of(&self.ctx.client, &self.ns, &workload).await?;
-        let lowest = self.ctx.take_lowest_available(&self.key(status, i));
+        let pods = pods_of(&self.ctx.client, &workload).await?;
+        let on_target = on_node(&pods, node);
+        let lowest = self.ctx.take_lowest_available(&key);
         let started = status.workloads[i].started_at.as_deref().and_then(parse_rfc3339).unwrap_or_else(now);
         match rollout::judge_move(&counts, &pods, node, started, self.deadline(), now()) {
             Verdict::Done => {
-                status.observe(i, &counts, lowest, None);
+                status.observe(i, &counts, on_target, lowest, None);
                 status.moved(i, now())?;
                 tracing::info!(migration = %self.wm.name_any(), workload = %name, min_available = ?status.workloads[i].min_available_seen, "moved");
                 Ok(Step::Changed { announce: false })
             }
             Verdict::Progressing(message) => {
-                status.observe(i, &counts, lowest, Some(message));
+                status.observe(i, &counts, on_target, lowest, Some(message));
                 Ok(Step::Wait(self.ctx.config.poll))
             }
             Verdict::Failed(cause) => {
-                status.observe(i, &counts, lowest, None);
+                status.observe(i, &counts, on_target, lowest, None);
                 let check = match &cause {
                     Cause::Unschedulable(_) => self.check_node(&workload).await.unwrap_or_else(|e| {
                         tracing::warn!(error = %e, "cannot read the node for the troubleshooting text");
@@ -387,7 +424,7 @@ impl Run<'_> {
                     }),
                     _ => None,
                 };
-                let error = steps::failure(&cause, &name, ws, node, self.wm.spec.progress_deadline_seconds, check.as_ref());
+                let error = troubleshooting::failure(&cause, &name, ws, node, self.wm.spec.progress_deadline_seconds, check.as_ref());
                 tracing::info!(migration = %self.wm.name_any(), workload = %name, reason = %error.reason, message = %error.message, "move failed; rolling back");
                 status.roll_back(i, now(), error)?;
                 Ok(Step::Changed { announce: true })
@@ -400,10 +437,11 @@ impl Run<'_> {
     /// already moved are healthy on the node, and moving them back would be one more rollout
     /// each for nothing; a retry finds them in place and goes on from there.
     async fn roll_back(&self, status: &mut WorkloadMigrationStatus, i: usize) -> Result<Step> {
-        let (kind, name) = (status.workloads[i].kind, status.workloads[i].name.clone());
-        let Some(mut workload) = Workload::get(&self.ctx.client, &self.ns, kind, &name).await? else {
+        let key = status.workloads[i].workload.clone();
+        let (kind, name) = (key.kind, key.name.clone());
+        let Some(mut workload) = Workload::get(&self.ctx.client, &key).await? else {
             status.rolled_back(i, now())?;
-            status.workloads[i].message = Some(format!("{kind:?} {name} was deleted; nothing to restore."));
+            status.workloads[i].message = Some(format!("{kind} {name} was deleted; nothing to restore."));
             return Ok(Step::Changed { announce: false });
         };
         if let Some(saved) = workload.annotations().get(ORIGINAL_ANNOTATION).cloned() {
@@ -411,8 +449,8 @@ impl Run<'_> {
             match patch::restore_patch(kind, &saved, &current) {
                 Ok(mut patch) => {
                     patch["metadata"]["resourceVersion"] = json!(workload.resource_version());
-                    tracing::info!(migration = %self.wm.name_any(), workload = %name, "restoring the original scheduling");
-                    workload = workload.patch(&self.ctx.client, &self.ns, &patch).await?;
+                    tracing::info!(migration = %self.wm.name_any(), workload = %key, "restoring the original scheduling");
+                    workload = workload.patch(&self.ctx.client, &patch).await?;
                 }
                 Err(e) => {
                     let message = format!("The saved scheduling of {name} (annotation {ORIGINAL_ANNOTATION}) cannot be read ({e}); restore it by hand.");
@@ -422,22 +460,24 @@ impl Run<'_> {
             }
         }
         let counts = workload.counts();
+        let on_target = on_node(&pods_of(&self.ctx.client, &workload).await?, &self.wm.spec.target_node);
         let began = status.workloads[i].finished_at.as_deref().and_then(parse_rfc3339).unwrap_or_else(now);
         match rollout::judge_rollback(&counts, began, self.deadline(), now()) {
             Verdict::Done => {
-                status.observe(i, &counts, None, status.workloads[i].message.clone());
+                status.observe(i, &counts, on_target, None, status.workloads[i].message.clone());
                 status.rolled_back(i, now())?;
                 Ok(Step::Changed { announce: false })
             }
             Verdict::Progressing(_) => {
-                status.observe(i, &counts, None, status.workloads[i].message.clone());
+                status.observe(i, &counts, on_target, None, status.workloads[i].message.clone());
                 Ok(Step::Wait(self.ctx.config.poll))
             }
             Verdict::Failed(cause) => {
                 let detail = match cause {
                     Cause::DeadlineExceeded(m) | Cause::Unschedulable(m) | Cause::NotReady(m) => m,
                 };
-                let message = format!("{name} was restored but its original pods did not come back within {}s: {detail}.", self.wm.spec.progress_deadline_seconds);
+                let message =
+                    format!("{name} was restored but its original pods did not come back within {}s: {detail}.", self.wm.spec.progress_deadline_seconds);
                 status.fail(i, now(), MigrationError { reason: steps::REASON_ROLLBACK_FAILED.into(), message, troubleshooting: vec![] })?;
                 Ok(Step::Changed { announce: false })
             }
@@ -448,33 +488,19 @@ impl Run<'_> {
     async fn check_node(&self, workload: &Workload) -> Result<Option<NodeCheck>> {
         let node_name = &self.wm.spec.target_node;
         let Some(node) = Api::<Node>::all(self.ctx.client.clone()).get_opt(node_name).await? else { return Ok(Some(NodeCheck::Missing)) };
-        let alloc = node.status.and_then(|s| s.allocatable).unwrap_or_default();
+        let allocatable = capacity::allocatable(&node);
         let node_spec = node.spec.unwrap_or_default();
         let tolerations = workload.pod_spec().and_then(|s| s.tolerations.clone()).unwrap_or_default();
-        let untolerated = steps::untolerated(&node_spec.taints.unwrap_or_default(), &tolerations);
+        let untolerated = capacity::untolerated(&node_spec.taints.unwrap_or_default(), &tolerations);
         let on_node = Api::<Pod>::all(self.ctx.client.clone()).list(&ListParams::default().fields(&format!("spec.nodeName={node_name}"))).await?;
-        let selector = workload.match_labels();
-        let (mut other_cpu, mut other_mem) = (0.0, 0.0);
-        for pod in on_node.items.iter().filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()).is_none_or(|ph| ph != "Succeeded" && ph != "Failed")) {
-            let own = pod.namespace().as_deref() == Some(self.ns.as_str()) && !selector.is_empty() && selector.iter().all(|(k, v)| pod.labels().get(k) == Some(v));
-            if !own {
-                let (c, m) = pod_requests(pod.spec.as_ref());
-                other_cpu += c;
-                other_mem += m;
-            }
-        }
-        let (pod_cpu, pod_mem) = pod_requests(workload.pod_spec());
-        let fit = Fit {
-            allocatable_cpu: alloc.get("cpu").and_then(|q| cpu_cores(&q.0)).unwrap_or(0.0),
-            allocatable_memory_gib: alloc.get("memory").and_then(|q| bytes(&q.0)).unwrap_or(0.0) / GIB,
-            other_cpu,
-            other_memory_gib: other_mem / GIB,
+        let own = |pod: &Pod| pod.namespace() == workload.meta().namespace && workload.selects(pod);
+        let others = capacity::requested(on_node.items.iter().filter(|p| !own(p)));
+        let demand = Demand {
             replicas: workload.counts().desired,
-            surge: workload.surge(),
-            pod_cpu,
-            pod_memory_gib: pod_mem / GIB,
+            pod: workload.pod_spec().map(capacity::pod_requests).unwrap_or_default(),
+            surge_pods: workload.surge(),
         };
-        Ok(Some(NodeCheck::Found { cordoned: node_spec.unschedulable.unwrap_or(false), untolerated, fit }))
+        Ok(Some(NodeCheck::Found { cordoned: node_spec.unschedulable.unwrap_or(false), untolerated, fit: Fit { allocatable, others, demand } }))
     }
 
     async fn tell_user(&self, status: &WorkloadMigrationStatus) -> Result<()> {
@@ -515,19 +541,25 @@ enum Workload {
 }
 
 impl Workload {
-    async fn get(client: &Client, ns: &str, kind: WorkloadKind, name: &str) -> Result<Option<Self>> {
-        Ok(match kind {
-            WorkloadKind::Deployment => Api::<Deployment>::namespaced(client.clone(), ns).get_opt(name).await?.map(Workload::Deployment),
-            WorkloadKind::StatefulSet => Api::<StatefulSet>::namespaced(client.clone(), ns).get_opt(name).await?.map(Workload::StatefulSet),
+    async fn get(client: &Client, key: &WorkloadKey) -> Result<Option<Self>> {
+        let ns = &key.namespace;
+        Ok(match key.kind {
+            WorkloadKind::Deployment => Api::<Deployment>::namespaced(client.clone(), ns).get_opt(&key.name).await?.map(Workload::Deployment),
+            WorkloadKind::StatefulSet => Api::<StatefulSet>::namespaced(client.clone(), ns).get_opt(&key.name).await?.map(Workload::StatefulSet),
         })
     }
 
     /// A JSON merge patch, answered with the object as it is now.
-    async fn patch(&self, client: &Client, ns: &str, patch: &Value) -> Result<Self> {
+    async fn patch(&self, client: &Client, patch: &Value) -> Result<Self> {
         let params = PatchParams::default();
+        let ns = self.meta().namespace.clone().unwrap_or_default();
         Ok(match self {
-            Workload::Deployment(d) => Workload::Deployment(Api::<Deployment>::namespaced(client.clone(), ns).patch(&d.name_any(), &params, &Patch::Merge(patch)).await?),
-            Workload::StatefulSet(s) => Workload::StatefulSet(Api::<StatefulSet>::namespaced(client.clone(), ns).patch(&s.name_any(), &params, &Patch::Merge(patch)).await?),
+            Workload::Deployment(d) => {
+                Workload::Deployment(Api::<Deployment>::namespaced(client.clone(), &ns).patch(&d.name_any(), &params, &Patch::Merge(patch)).await?)
+            }
+            Workload::StatefulSet(s) => {
+                Workload::StatefulSet(Api::<StatefulSet>::namespaced(client.clone(), &ns).patch(&s.name_any(), &params, &Patch::Merge(patch)).await?)
+            }
         })
     }
 
@@ -573,27 +605,31 @@ impl Workload {
         match self {
             Workload::Deployment(d) => {
                 let max_surge = d.spec.strategy.as_ref().and_then(|s| s.rolling_update.as_ref()).and_then(|r| r.max_surge.as_ref());
-                surge_pods(max_surge, d.spec.replicas.unwrap_or(1))
+                capacity::surge_pods(max_surge, d.spec.replicas.unwrap_or(1))
             }
             Workload::StatefulSet(_) => 0,
         }
     }
 
-    fn match_labels(&self) -> BTreeMap<String, String> {
-        let selector = match self {
+    fn label_selector(&self) -> &LabelSelector {
+        match self {
             Workload::Deployment(d) => &d.spec.selector,
             Workload::StatefulSet(s) => &s.spec.selector,
-        };
-        selector.match_labels.clone().unwrap_or_default()
+        }
+    }
+
+    fn selects(&self, pod: &Pod) -> bool {
+        workloads::pod_selector(self.label_selector()).is_some_and(|s| s.matches(pod.metadata.labels.as_ref().unwrap_or(&BTreeMap::new())))
     }
 }
 
-/// The workload's pods (by its selector's `matchLabels`).
-async fn pods_of(client: &Client, ns: &str, workload: &Workload) -> Result<Vec<Pod>> {
-    let labels = workload.match_labels();
-    if labels.is_empty() {
-        return Ok(vec![]);
-    }
-    let selector = labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",");
-    Ok(Api::<Pod>::namespaced(client.clone(), ns).list(&ListParams::default().labels(&selector)).await?.items)
+/// The workload's pods, by its whole selector.
+async fn pods_of(client: &Client, workload: &Workload) -> Result<Vec<Pod>> {
+    let ns = workload.meta().namespace.clone().unwrap_or_default();
+    Ok(workloads::pods_selected(client, &ns, workload.label_selector()).await?)
+}
+
+/// How many of the pods run on `node` (terminating ones not counted).
+fn on_node(pods: &[Pod], node: &str) -> i32 {
+    pods.iter().filter(|p| p.metadata.deletion_timestamp.is_none() && p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(node)).count() as i32
 }

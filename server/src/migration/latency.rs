@@ -36,14 +36,7 @@ pub struct GuardSettings {
     pub consecutive: u32,
 }
 
-/// What the guard remembers between samples; kept in the migration's status.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct GuardState {
-    pub baseline_ms: Option<f64>,
-    pub breaches: u32,
-    pub last_ms: Option<f64>,
-}
+pub use crate::crd::GuardState;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum GuardDecision {
@@ -86,7 +79,8 @@ pub fn observe(settings: GuardSettings, state: &mut GuardState, sample_ms: f64) 
 
 /// p95 of a standard `http_request_duration_seconds` histogram (as exported by most HTTP
 /// middleware), over the last minute, for the pods labelled with the namespace and workload.
-pub const DEFAULT_QUERY_TEMPLATE: &str = r#"histogram_quantile(0.95, sum by (le) (rate(http_request_duration_seconds_bucket{namespace="{namespace}", workload="{workload}"}[1m])))"#;
+pub const DEFAULT_QUERY_TEMPLATE: &str =
+    r#"histogram_quantile(0.95, sum by (le) (rate(http_request_duration_seconds_bucket{namespace="{namespace}", workload="{workload}"}[1m])))"#;
 
 /// Timeout for one query, connection included: the guard runs inside the migration loop and
 /// must not stall it.
@@ -110,11 +104,7 @@ impl PrometheusSource {
             .timeout(QUERY_TIMEOUT)
             .build()
             .expect("HTTP client for Prometheus (TLS backend initialisation failed)");
-        Self {
-            base_url: base_url.trim_end_matches('/').to_string(),
-            query_template: query_template.unwrap_or(DEFAULT_QUERY_TEMPLATE).to_string(),
-            http,
-        }
+        Self { base_url: base_url.trim_end_matches('/').to_string(), query_template: query_template.unwrap_or(DEFAULT_QUERY_TEMPLATE).to_string(), http }
     }
 
     /// The PromQL this source sends for a workload.
@@ -128,13 +118,7 @@ impl MetricsSource for PrometheusSource {
     async fn p95_latency_ms(&self, namespace: &str, workload: &str) -> Result<Option<f64>, MetricsError> {
         let query = self.query_for(namespace, workload);
         let url = format!("{}/api/v1/query", self.base_url);
-        let response = self
-            .http
-            .get(&url)
-            .query(&[("query", query.as_str())])
-            .send()
-            .await
-            .map_err(|e| MetricsError::Unreachable(format!("{url}: {e}")))?;
+        let response = self.http.get(&url).query(&[("query", query.as_str())]).send().await.map_err(|e| MetricsError::Unreachable(format!("{url}: {e}")))?;
         let status = response.status();
         let body = response.text().await.map_err(|e| MetricsError::Unreachable(format!("{url}: reading the response: {e}")))?;
         // Prometheus answers query errors with 400/422 and a JSON error body; anything else
@@ -198,8 +182,7 @@ pub fn escape_promql_string(value: &str) -> String {
 /// `None`; otherwise the first sample's value (seconds) in milliseconds. A NaN (or infinite)
 /// value, which `histogram_quantile` returns when there was no traffic, is `None`.
 pub fn parse_query_response(body: &str) -> Result<Option<f64>, MetricsError> {
-    let json: serde_json::Value =
-        serde_json::from_str(body).map_err(|e| MetricsError::BadResponse(format!("not JSON ({e}): {}", truncate(body, 200))))?;
+    let json: serde_json::Value = serde_json::from_str(body).map_err(|e| MetricsError::BadResponse(format!("not JSON ({e}): {}", truncate(body, 200))))?;
     let status = json.get("status").and_then(|s| s.as_str()).unwrap_or("");
     if status != "success" {
         let kind = json.get("errorType").and_then(|s| s.as_str()).unwrap_or("unknown");
@@ -221,11 +204,8 @@ pub fn parse_query_response(body: &str) -> Result<Option<f64>, MetricsError> {
         other => return Err(MetricsError::BadResponse(format!("expected an instant vector, got {other:?}"))),
     };
     // A sample value is `[<unix time>, "<value as string>"]`.
-    let text = pair
-        .as_array()
-        .and_then(|p| p.get(1))
-        .and_then(|v| v.as_str())
-        .ok_or_else(|| MetricsError::BadResponse(format!("malformed sample value {pair}")))?;
+    let text =
+        pair.as_array().and_then(|p| p.get(1)).and_then(|v| v.as_str()).ok_or_else(|| MetricsError::BadResponse(format!("malformed sample value {pair}")))?;
     let seconds: f64 = text.parse().map_err(|_| MetricsError::BadResponse(format!("sample value {text:?} is not a number")))?;
     if !seconds.is_finite() {
         return Ok(None);
@@ -333,10 +313,7 @@ mod tests {
     #[test]
     fn default_template_substitutes_both_placeholders() {
         let q = render_query(DEFAULT_QUERY_TEMPLATE, "shop", "web");
-        assert_eq!(
-            q,
-            r#"histogram_quantile(0.95, sum by (le) (rate(http_request_duration_seconds_bucket{namespace="shop", workload="web"}[1m])))"#
-        );
+        assert_eq!(q, r#"histogram_quantile(0.95, sum by (le) (rate(http_request_duration_seconds_bucket{namespace="shop", workload="web"}[1m])))"#);
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! Zero-downtime migration of workloads onto a dedicated node (owned by the migration work).
+//! Zero-downtime migration of workloads onto a dedicated node.
 //!
 //! A `WorkloadMigration` lists Deployments and StatefulSets in phases; a kube-runtime
 //! controller moves them one at a time: it records each workload's original scheduling in an
@@ -7,10 +7,9 @@
 //! restores the original fields exactly when the move fails (use case 5b). Pausing, by the
 //! user or by the latency guard (5d), and phased plans (5c) stop it between workloads.
 //!
-//! The server calls `provisioning::ensure_crds` (which installs this CRD too), then spawns
-//! `run`. Files: `patch` (the template changes and their undo), `rollout` (reading a rollout),
-//! `steps` (the status as a state machine), `events` (what people are told), `latency` (the
-//! guard), `controller` (the loop that does the work).
+//! Files: `patch` (the template changes and their undo), `rollout` (reading a rollout),
+//! `steps` (the status as a state machine), `troubleshooting` (what a failure tells the user),
+//! `events` (notifications), `latency` (the guard), `controller` (the loop that does the work).
 
 mod controller;
 pub mod events;
@@ -18,34 +17,30 @@ pub mod latency;
 pub mod patch;
 pub mod rollout;
 pub mod steps;
+pub mod troubleshooting;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use app::model::WorkloadKey;
 use kube::Client;
 
 pub use controller::{run, FIELD_MANAGER, FINALIZER};
 pub use events::MigrationEvents;
 pub use latency::{MetricsSource, PrometheusSource};
 
-use crate::crd::{LatencyGuardSpec, WorkloadKind};
+use crate::crd::LatencyGuardSpec;
+use crate::engine::retry::{self, Retry};
+use crate::engine::Scope;
 use crate::store::Store;
 
-/// Migrations carrying this label belong to the controller started with the same scope (the
-/// same label as provisioning's: a test's scope covers both); the default controller takes
-/// only migrations without it.
-pub use crate::provisioning::SCOPE_LABEL;
-
-/// Env var: Prometheus' base URL for the latency guard; unset, the guard is off.
-pub const PROMETHEUS_URL_ENV: &str = "HEXA_PROMETHEUS_URL";
 /// While a workload moves, its rollout is read again at least this often.
 const DEFAULT_POLL: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
-    /// `None`: all migrations without `SCOPE_LABEL`; `Some(s)`: only those labelled with `s`.
-    pub scope: Option<String>,
+    pub scope: Scope,
     /// How often a moving workload is looked at when no watch event comes.
     pub poll: Duration,
     /// Prometheus' base URL: lets a migration's own `latencyGuard.query` be used.
@@ -54,34 +49,9 @@ pub struct Config {
 
 impl Default for Config {
     fn default() -> Self {
-        Self { scope: None, poll: DEFAULT_POLL, prometheus_url: None }
+        Self { scope: Scope::default(), poll: DEFAULT_POLL, prometheus_url: None }
     }
 }
-
-impl Config {
-    /// The defaults, with `HEXA_PROMETHEUS_URL` if set.
-    pub fn from_env() -> Self {
-        let prometheus_url = std::env::var(PROMETHEUS_URL_ENV).ok().filter(|v| !v.trim().is_empty());
-        Self { prometheus_url, ..Self::default() }
-    }
-
-    /// The label selector for this controller's migrations.
-    pub fn selector(&self) -> String {
-        match &self.scope {
-            Some(scope) => format!("{SCOPE_LABEL}={scope}"),
-            None => format!("!{SCOPE_LABEL}"),
-        }
-    }
-
-    /// The metrics source for the configured Prometheus, if any (what `Context::new` is given
-    /// in production).
-    pub fn metrics(&self) -> Option<Arc<dyn MetricsSource>> {
-        self.prometheus_url.as_deref().map(|url| Arc::new(PrometheusSource::new(url, None)) as Arc<dyn MetricsSource>)
-    }
-}
-
-/// A workload the controller is following: namespace, kind, name.
-pub type WorkloadKey = (String, WorkloadKind, String);
 
 /// What every reconcile needs.
 pub struct Context {
@@ -141,20 +111,13 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-impl Error {
-    /// How soon a failed reconcile runs again: at once for a lost race, later for outages.
-    pub fn retry_after(&self) -> Duration {
-        use kube::runtime::finalizer::Error as F;
+impl Retry for Error {
+    fn retry_after(&self) -> Duration {
         match self {
-            Error::Kube(kube::Error::Api(e)) if e.code == 409 => Duration::from_millis(200),
-            Error::Finalizer(f) => match f.as_ref() {
-                F::ApplyFailed(inner) | F::CleanupFailed(inner) => inner.retry_after(),
-                F::AddFinalizer(kube::Error::Api(e)) | F::RemoveFinalizer(kube::Error::Api(e)) if e.code == 409 || e.code == 422 => Duration::from_millis(200),
-                _ => Duration::from_secs(5),
-            },
-            Error::Store(_) => Duration::from_secs(10),
-            Error::Transition(_) | Error::NoNamespace | Error::Json(_) => Duration::from_secs(60),
-            _ => Duration::from_secs(5),
+            Error::Kube(e) => retry::after_kube(e),
+            Error::Finalizer(f) => retry::after_finalizer(f),
+            Error::Store(_) => retry::DATABASE_OUTAGE,
+            Error::Transition(_) | Error::NoNamespace | Error::Json(_) => retry::DEFECT,
         }
     }
 }
@@ -162,19 +125,12 @@ impl Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_default_controller_takes_unscoped_migrations_and_a_scoped_one_only_its_own() {
-        assert_eq!(Config::default().selector(), "!hexabase.ai/controller-scope");
-        let scoped = Config { scope: Some("t-1".into()), ..Config::default() };
-        assert_eq!(scoped.selector(), "hexabase.ai/controller-scope=t-1");
-        assert!(Config::default().metrics().is_none(), "no Prometheus, no guard");
-    }
+    use app::model::WorkloadKind;
 
     #[test]
     fn the_watch_keeps_the_lowest_count_until_taken() {
         let map = Mutex::new(HashMap::new());
-        let key: WorkloadKey = ("ns".into(), WorkloadKind::Deployment, "web".into());
+        let key = WorkloadKey::new("ns", WorkloadKind::Deployment, "web");
         for n in [3, 4, 3, 2, 3] {
             record_available(&map, key.clone(), n);
         }
@@ -185,8 +141,7 @@ mod tests {
     fn lost_races_retry_at_once_and_outages_later() {
         let conflict = || kube::Error::Api(Box::new(kube::core::Status { code: 409, ..Default::default() }));
         let wrapped = Error::Finalizer(Box::new(kube::runtime::finalizer::Error::ApplyFailed(Error::Kube(conflict()))));
-        assert_eq!(wrapped.retry_after(), Duration::from_millis(200));
-        assert_eq!(Error::Kube(conflict()).retry_after(), Duration::from_millis(200));
-        assert_eq!(Error::Store(sqlx::Error::PoolTimedOut).retry_after(), Duration::from_secs(10));
+        assert_eq!(wrapped.retry_after(), retry::LOST_RACE);
+        assert_eq!(Error::Store(sqlx::Error::PoolTimedOut).retry_after(), retry::DATABASE_OUTAGE);
     }
 }

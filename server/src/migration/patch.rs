@@ -6,10 +6,14 @@
 //! list exactly the original items, whatever the move (or anybody since) put there.
 //!
 //! Decisions (ARCHITECTURE.md repeats them):
-//! - `nodeSelector` is REPLACED by `kubernetes.io/hostname=<node>`, not merged: the selector
-//!   that placed the pods on the shared pool (say `hexabase.ai/node-pool=shared`) would
-//!   otherwise keep them off the dedicated node, and pinning one node by hostname already
-//!   implies every other label constraint the user chose that node for.
+//! - `nodeSelector` is REPLACED by `kubernetes.io/hostname=<node>` plus the node's pool and
+//!   workspace labels, not merged: the selector that placed the pods on the shared pool (say
+//!   `hexabase.ai/node-pool=shared`) would otherwise keep them off the dedicated node, and
+//!   pinning one node by hostname already implies every other label constraint the user chose
+//!   that node for. The pool and workspace labels are what the admission policy checks.
+//! - `priorityClassName` becomes `hexabase-dedicated` (same priority as the default, never
+//!   preempts), which takes the pods out of the shared-pool quota; a workload with a class of
+//!   its own keeps it.
 //! - `affinity.nodeAffinity` is removed for the same reason; pod (anti-)affinity is kept (an
 //!   anti-affinity that cannot hold on one node makes the move fail and roll back, with the
 //!   scheduler's message, which is the honest outcome).
@@ -20,74 +24,16 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
+use app::model::WorkloadKind;
 use serde_json::{json, Map, Value};
 
-use crate::cluster::labels::DEDICATED_TAINT;
-use crate::crd::WorkloadKind;
+use crate::cluster::labels::{DEDICATED_PRIORITY_CLASS, DEDICATED_TAINT, HOSTNAME, NODE_POOL, POOL_DEDICATED, WORKSPACE};
+pub use crate::scheduling::{strategy_field, Scheduling};
 
 /// The workload's scheduling fields before its first move (JSON of [`Scheduling`]).
 pub const ORIGINAL_ANNOTATION: &str = "hexabase.ai/original-scheduling";
-/// The migration (`<namespace>/<name>` is implied: its own namespace) that moved the workload.
+/// The migration that moved the workload, as `<namespace>/<name>`.
 pub const MIGRATION_ANNOTATION: &str = "hexabase.ai/migration";
-pub const HOSTNAME_LABEL: &str = "kubernetes.io/hostname";
-
-/// The fields a move changes, each exactly as the API server returned it (`None`: absent).
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
-#[serde(rename_all = "camelCase")]
-pub struct Scheduling {
-    #[serde(default)]
-    pub node_selector: Option<Value>,
-    #[serde(default)]
-    pub tolerations: Option<Value>,
-    #[serde(default)]
-    pub affinity: Option<Value>,
-    /// Deployment `spec.strategy` or StatefulSet `spec.updateStrategy`.
-    #[serde(default)]
-    pub strategy: Option<Value>,
-}
-
-/// Where a kind keeps its update strategy.
-pub fn strategy_field(kind: WorkloadKind) -> &'static str {
-    match kind {
-        WorkloadKind::Deployment => "strategy",
-        WorkloadKind::StatefulSet => "updateStrategy",
-    }
-}
-
-fn present(v: Option<&Value>) -> Option<Value> {
-    v.filter(|v| !v.is_null()).cloned()
-}
-
-impl Scheduling {
-    /// From a pod template (`spec.template`) and the update strategy.
-    pub fn of(template: &Value, strategy: Option<&Value>) -> Self {
-        let field = |name: &str| present(template.pointer(&format!("/spec/{name}")));
-        Self { node_selector: field("nodeSelector"), tolerations: field("tolerations"), affinity: field("affinity"), strategy: present(strategy) }
-    }
-
-    /// From a whole workload object.
-    pub fn of_workload(kind: WorkloadKind, workload: &Value) -> Self {
-        let template = workload.pointer("/spec/template").cloned().unwrap_or(Value::Null);
-        Self::of(&template, workload.pointer(&format!("/spec/{}", strategy_field(kind))))
-    }
-
-    /// These fields laid out as (part of) a workload object; absent fields are left out.
-    pub fn as_workload(&self, kind: WorkloadKind) -> Value {
-        let mut pod = Map::new();
-        for (name, v) in [("nodeSelector", &self.node_selector), ("tolerations", &self.tolerations), ("affinity", &self.affinity)] {
-            if let Some(v) = v {
-                pod.insert(name.into(), v.clone());
-            }
-        }
-        let mut spec = Map::new();
-        spec.insert("template".into(), json!({ "spec": pod }));
-        if let Some(s) = &self.strategy {
-            spec.insert(strategy_field(kind).into(), s.clone());
-        }
-        json!({ "spec": spec })
-    }
-}
 
 /// What is stored in [`ORIGINAL_ANNOTATION`] before the first move.
 pub fn save_original(template: &Value, strategy: Option<&Value>) -> String {
@@ -144,16 +90,25 @@ pub fn moved(ws: &str, node: &str, kind: WorkloadKind, current: &Scheduling) -> 
         }
     };
     Scheduling {
-        node_selector: Some(json!({ HOSTNAME_LABEL: node })),
+        node_selector: Some(moved_selector(ws, node)),
         tolerations: Some(Value::Array(tolerations)),
         affinity: affinity.filter(|a| !a.is_empty()).map(Value::Object),
+        // A workload with a priority class of its own keeps it (and stays on the shared
+        // quota); the others join the dedicated class, outside the shared-pool quota.
+        priority_class_name: current.priority_class_name.clone().or_else(|| Some(json!(DEDICATED_PRIORITY_CLASS))),
         strategy: Some(strategy),
     }
 }
 
+/// The node selector of a moved workload: the node itself, and the pool and workspace labels
+/// that the admission policy checks for pods of the dedicated priority class.
+fn moved_selector(ws: &str, node: &str) -> Value {
+    json!({ HOSTNAME: node, NODE_POOL: POOL_DEDICATED, WORKSPACE: ws })
+}
+
 /// Whether the workload's template already says what a move to `node` says.
 pub fn is_moved(ws: &str, node: &str, current: &Scheduling) -> bool {
-    current.node_selector == Some(json!({ HOSTNAME_LABEL: node })) && tolerates(current.tolerations.as_ref(), ws)
+    current.node_selector.as_ref() == Some(&moved_selector(ws, node)) && tolerates(current.tolerations.as_ref(), ws)
 }
 
 /// The merge patch that moves a workload: pod template onto `node`, tolerating the
@@ -267,7 +222,12 @@ mod tests {
         let mut after = d.clone();
         apply(&mut after, &scheduling_patch("acme", "n1", WorkloadKind::Deployment, &current));
         let pod = &after["spec"]["template"]["spec"];
-        assert_eq!(pod["nodeSelector"], json!({ "kubernetes.io/hostname": "n1" }), "replaced, not merged");
+        assert_eq!(
+            pod["nodeSelector"],
+            json!({ "kubernetes.io/hostname": "n1", "hexabase.ai/node-pool": "dedicated", "hexabase.ai/workspace": "acme" }),
+            "replaced, not merged"
+        );
+        assert_eq!(pod["priorityClassName"], "hexabase-dedicated", "out of the shared-pool quota");
         assert_eq!(pod["tolerations"][0]["key"], "example.com/spot", "existing tolerations kept");
         assert_eq!(pod["tolerations"][1], json!({ "key": "hexabase.ai/dedicated", "operator": "Equal", "value": "acme", "effect": "NoSchedule" }));
         assert!(pod["affinity"].get("nodeAffinity").is_none());
@@ -356,6 +316,12 @@ mod tests {
         assert!(tolerates(exists_all.tolerations.as_ref(), "acme"));
         let other_ws = Scheduling { tolerations: Some(json!([toleration("other")])), ..Default::default() };
         assert!(!tolerates(other_ws.tolerations.as_ref(), "acme"));
+    }
+
+    #[test]
+    fn a_workload_with_its_own_priority_class_keeps_it() {
+        let current = Scheduling { priority_class_name: Some(json!("business-critical")), ..Default::default() };
+        assert_eq!(moved("acme", "n1", WorkloadKind::Deployment, &current).priority_class_name, Some(json!("business-critical")));
     }
 
     #[test]

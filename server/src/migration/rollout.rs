@@ -7,7 +7,7 @@ use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::Pod;
 use time::OffsetDateTime;
 
-use super::patch::HOSTNAME_LABEL;
+use crate::cluster::labels::HOSTNAME as HOSTNAME_LABEL;
 
 /// A new pod the scheduler rejected is given this long to find room (the scheduler retries,
 /// and a node that just turned Ready may still be settling) before the move is called off.
@@ -41,7 +41,11 @@ impl Counts {
         let s = d.status.clone().unwrap_or_default();
         let total = s.replicas.unwrap_or(0);
         let updated = s.updated_replicas.unwrap_or(0);
-        let stalled = s.conditions.unwrap_or_default().iter().any(|c| c.type_.as_deref() == Some("Progressing") && c.reason.as_deref() == Some("ProgressDeadlineExceeded"));
+        let stalled = s
+            .conditions
+            .unwrap_or_default()
+            .iter()
+            .any(|c| c.type_.as_deref() == Some("Progressing") && c.reason.as_deref() == Some("ProgressDeadlineExceeded"));
         Counts {
             desired,
             total,
@@ -112,7 +116,13 @@ fn selects(p: &Pod, node: &str) -> bool {
 
 /// The scheduler's message if the pod has been unschedulable for at least `grace`.
 fn unschedulable(p: &Pod, grace: Duration, now: OffsetDateTime) -> Option<String> {
-    let cond = p.status.as_ref()?.conditions.as_ref()?.iter().find(|c| c.type_ == "PodScheduled" && c.status == "False" && c.reason.as_deref() == Some("Unschedulable"))?;
+    let cond = p
+        .status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == "PodScheduled" && c.status == "False" && c.reason.as_deref() == Some("Unschedulable"))?;
     let since = cond.last_transition_time.as_ref().map(|t| t.0.as_second()).and_then(|s| OffsetDateTime::from_unix_timestamp(s).ok()).unwrap_or(now);
     (now - since >= grace).then(|| cond.message.clone().unwrap_or_else(|| "the scheduler found no node for the pod".into()))
 }
@@ -121,9 +131,9 @@ fn unschedulable(p: &Pod, grace: Duration, now: OffsetDateTime) -> Option<String
 fn stuck(p: &Pod) -> Option<String> {
     let statuses = p.status.as_ref()?;
     let all = statuses.init_container_statuses.iter().flatten().chain(statuses.container_statuses.iter().flatten());
-    all.filter_map(|c| c.state.as_ref()?.waiting.as_ref().map(|w| (c, w)))
-        .find(|(_, w)| w.reason.as_deref().is_some_and(|r| STUCK_REASONS.contains(&r)))
-        .map(|(c, w)| format!("pod {} container {}: {}: {}", pod_name(p), c.name, w.reason.as_deref().unwrap_or(""), w.message.as_deref().unwrap_or("no message")))
+    all.filter_map(|c| c.state.as_ref()?.waiting.as_ref().map(|w| (c, w))).find(|(_, w)| w.reason.as_deref().is_some_and(|r| STUCK_REASONS.contains(&r))).map(
+        |(c, w)| format!("pod {} container {}: {}: {}", pod_name(p), c.name, w.reason.as_deref().unwrap_or(""), w.message.as_deref().unwrap_or("no message")),
+    )
 }
 
 /// Judges a move to `node` that started at `started`: done when every replica of the moved
@@ -208,7 +218,10 @@ mod tests {
         mixed.push(pod("old", None, Some("shared-1"), json!({})));
         assert!(matches!(judge_move(&counts(3, 3, 3), &mixed, "n1", T0, DEADLINE, at(5)), Verdict::Progressing(m) if m.contains("1 pod(s) not on n1")));
         // …unless it is already terminating.
-        mixed[3] = serde_json::from_value(json!({ "metadata": { "name": "old", "deletionTimestamp": "2026-01-01T00:00:00Z" }, "spec": { "containers": [], "nodeName": "shared-1" } })).unwrap();
+        mixed[3] = serde_json::from_value(
+            json!({ "metadata": { "name": "old", "deletionTimestamp": "2026-01-01T00:00:00Z" }, "spec": { "containers": [], "nodeName": "shared-1" } }),
+        )
+        .unwrap();
         assert_eq!(judge_move(&counts(3, 3, 3), &mixed, "n1", T0, DEADLINE, at(5)), Verdict::Done);
         let stale = Counts { observed: false, ..counts(3, 3, 3) };
         assert!(matches!(judge_move(&stale, &on_node, "n1", T0, DEADLINE, at(5)), Verdict::Progressing(_)));
@@ -258,7 +271,9 @@ mod tests {
         let slow = pod("new", Some("n1"), Some("n1"), json!({ "conditions": [{ "type": "Ready", "status": "False" }] }));
         assert!(matches!(judge_move(&counts(1, 4, 3), std::slice::from_ref(&slow), "n1", T0, DEADLINE, at(59)), Verdict::Progressing(_)));
         match judge_move(&counts(1, 4, 3), &[slow], "n1", T0, DEADLINE, at(61)) {
-            Verdict::Failed(Cause::DeadlineExceeded(m)) => assert!(m.contains("1 of 3 replicas updated, 3 available") && m.contains("pod new is not ready"), "{m}"),
+            Verdict::Failed(Cause::DeadlineExceeded(m)) => {
+                assert!(m.contains("1 of 3 replicas updated, 3 available") && m.contains("pod new is not ready"), "{m}")
+            }
             other => panic!("{other:?}"),
         }
         let stalled = Counts { stalled: true, ..counts(1, 4, 3) };

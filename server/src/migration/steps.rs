@@ -4,9 +4,9 @@
 
 use time::OffsetDateTime;
 
-use super::rollout::{Cause, Counts};
+use super::rollout::Counts;
 use crate::crd::{MigrationError, MigrationState, WorkloadMigrationSpec, WorkloadMigrationStatus, WorkloadState, WorkloadStatus};
-use crate::provisioning::steps::rfc3339;
+use crate::engine::time::rfc3339;
 
 /// Condition recording that the user was told about the current phase (reason: the phase),
 /// so a re-run after a restart does not tell them twice.
@@ -29,14 +29,14 @@ pub fn fresh(spec: &WorkloadMigrationSpec) -> WorkloadMigrationStatus {
         .enumerate()
         .flat_map(|(i, phase)| {
             phase.workloads.iter().map(move |w| WorkloadStatus {
-                kind: w.kind,
-                name: w.name.clone(),
+                workload: w.clone(),
                 phase_index: i as u32 + 1,
                 state: WorkloadState::Pending,
                 desired_replicas: 0,
                 updated_replicas: 0,
                 ready_replicas: 0,
                 available_replicas: 0,
+                on_target: 0,
                 min_available_seen: None,
                 started_at: None,
                 finished_at: None,
@@ -78,10 +78,15 @@ pub struct InvalidTransition {
 fn transition(w: &WorkloadStatus, to: WorkloadState) -> Result<WorkloadState, InvalidTransition> {
     use WorkloadState::*;
     match (w.state, to) {
-        (Pending, Moving) | (Moving, Moving) | (Moving, Moved) | (Moving, RollingBack) | (RollingBack, RolledBack) | (RollingBack, Failed) | (Pending, Failed) | (Moving, Failed) => {
-            Ok(to)
-        }
-        (from, to) => Err(InvalidTransition { workload: w.name.clone(), from, to }),
+        (Pending, Moving)
+        | (Moving, Moving)
+        | (Moving, Moved)
+        | (Moving, RollingBack)
+        | (RollingBack, RolledBack)
+        | (RollingBack, Failed)
+        | (Pending, Failed)
+        | (Moving, Failed) => Ok(to),
+        (from, to) => Err(InvalidTransition { workload: w.workload.to_string(), from, to }),
     }
 }
 
@@ -89,9 +94,10 @@ fn transition(w: &WorkloadStatus, to: WorkloadState) -> Result<WorkloadState, In
 pub trait MigrationStatusExt {
     fn next(&self, approved_phases: u32, paused: bool) -> Next;
     fn start(&mut self, i: usize, now: OffsetDateTime) -> Result<(), InvalidTransition>;
-    /// Records a reading of the rollout; `lowest` is the lowest available count seen since
-    /// the last reading (from the watch), folded into `minAvailableSeen` while moving.
-    fn observe(&mut self, i: usize, counts: &Counts, lowest: Option<i32>, message: Option<String>);
+    /// Records a reading of the rollout and of how many pods run on the target node;
+    /// `lowest` is the lowest available count seen since the last reading (from the watch),
+    /// folded into `minAvailableSeen` while moving.
+    fn observe(&mut self, i: usize, counts: &Counts, on_target: i32, lowest: Option<i32>, message: Option<String>);
     fn moved(&mut self, i: usize, now: OffsetDateTime) -> Result<(), InvalidTransition>;
     /// A move failed: the workload is restored next, and the migration carries the error.
     fn roll_back(&mut self, i: usize, now: OffsetDateTime, error: MigrationError) -> Result<(), InvalidTransition>;
@@ -120,7 +126,10 @@ fn set_state(s: &mut WorkloadMigrationStatus, i: usize, to: WorkloadState) -> Re
 impl MigrationStatusExt for WorkloadMigrationStatus {
     fn next(&self, approved_phases: u32, paused: bool) -> Next {
         use WorkloadState::*;
-        if self.phase == MigrationState::Failed || position(self, Failed).is_some() || (self.error.is_some() && position(self, RollingBack).is_none() && position(self, RolledBack).is_none()) {
+        if self.phase == MigrationState::Failed
+            || position(self, Failed).is_some()
+            || (self.error.is_some() && position(self, RollingBack).is_none() && position(self, RolledBack).is_none())
+        {
             return Next::Finished;
         }
         if let Some(i) = position(self, RollingBack) {
@@ -148,8 +157,9 @@ impl MigrationStatusExt for WorkloadMigrationStatus {
         Ok(())
     }
 
-    fn observe(&mut self, i: usize, counts: &Counts, lowest: Option<i32>, message: Option<String>) {
+    fn observe(&mut self, i: usize, counts: &Counts, on_target: i32, lowest: Option<i32>, message: Option<String>) {
         let w = &mut self.workloads[i];
+        w.on_target = on_target;
         w.desired_replicas = counts.desired;
         w.updated_replicas = counts.updated;
         w.ready_replicas = counts.ready;
@@ -199,13 +209,11 @@ impl MigrationStatusExt for WorkloadMigrationStatus {
     }
 
     fn is_notified(&self) -> bool {
-        let phase = format!("{:?}", self.phase);
-        self.conditions.iter().any(|c| c.type_ == NOTIFIED && c.status == "True" && c.reason == phase)
+        self.conditions.iter().any(|c| c.type_ == NOTIFIED && c.status == "True" && c.reason == self.phase.as_str())
     }
 
     fn mark_notified(&mut self, generation: Option<i64>, now: OffsetDateTime) {
-        let phase = format!("{:?}", self.phase);
-        self.set_condition(NOTIFIED, true, &phase, "", generation, now);
+        self.set_condition(NOTIFIED, true, self.phase.as_str(), "", generation, now);
     }
 
     fn settle(&mut self, approved_phases: u32, paused: bool, generation: Option<i64>, now: OffsetDateTime) {
@@ -229,7 +237,8 @@ impl MigrationStatusExt for WorkloadMigrationStatus {
             }
         };
         let focus = [RollingBack, Moving, Pending].into_iter().find_map(|st| position(self, st)).or(self.workloads.len().checked_sub(1));
-        self.current_phase = if self.started_at.is_none() && self.phase == MigrationState::Pending { 0 } else { focus.map_or(0, |i| self.workloads[i].phase_index) };
+        self.current_phase =
+            if self.started_at.is_none() && self.phase == MigrationState::Pending { 0 } else { focus.map_or(0, |i| self.workloads[i].phase_index) };
         // The pause reason lives as long as the pause; resuming also gives the latency guard a
         // fresh count of breaches.
         if paused && !self.phase.is_final() {
@@ -247,15 +256,15 @@ impl MigrationStatusExt for WorkloadMigrationStatus {
         } else {
             self.finished_at = None;
         }
-        let phase = format!("{:?}", self.phase);
+        let phase = self.phase.as_str();
         let message = match (&self.error, &self.pause_reason) {
             (Some(e), _) => e.message.clone(),
             (None, Some(p)) => p.clone(),
             _ => String::new(),
         };
-        self.set_condition(COMPLETE, self.phase == MigrationState::Succeeded, &phase, &message, generation, now);
+        self.set_condition(COMPLETE, self.phase == MigrationState::Succeeded, phase, &message, generation, now);
         if self.conditions.iter().any(|c| c.type_ == NOTIFIED && c.status == "True" && c.reason != phase) {
-            self.set_condition(NOTIFIED, false, &phase, "", generation, now);
+            self.set_condition(NOTIFIED, false, phase, "", generation, now);
         }
         self.observed_generation = generation;
     }
@@ -270,137 +279,10 @@ pub fn is_newsworthy(phase: MigrationState) -> bool {
     matches!(phase, MigrationState::Succeeded | MigrationState::RolledBack | MigrationState::Failed | MigrationState::Paused)
 }
 
-/// What the dedicated node offers and a moving workload asks of it: the numbers that explain
-/// an "Insufficient cpu" (use case 5c's warning, after the fact).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Fit {
-    pub allocatable_cpu: f64,
-    pub allocatable_memory_gib: f64,
-    /// Requested by pods already on the node that are not this workload's.
-    pub other_cpu: f64,
-    pub other_memory_gib: f64,
-    pub replicas: i32,
-    pub surge: i32,
-    pub pod_cpu: f64,
-    pub pod_memory_gib: f64,
-}
-
-impl Fit {
-    fn need_cpu(&self) -> f64 {
-        f64::from(self.replicas + self.surge) * self.pod_cpu
-    }
-
-    fn need_memory_gib(&self) -> f64 {
-        f64::from(self.replicas + self.surge) * self.pod_memory_gib
-    }
-}
-
-/// The target node as the controller sees it when a new pod cannot be scheduled. The
-/// scheduler's message sums up every node of the cluster ("3 node(s) had untolerated
-/// taint(s)" are other tenants' nodes, rightly refused); this is about the one node that
-/// matters.
-#[derive(Debug, Clone, PartialEq)]
-pub enum NodeCheck {
-    Missing,
-    Found {
-        /// `spec.unschedulable` (cordoned).
-        cordoned: bool,
-        /// Taints (`key=value:Effect`) the pods do not tolerate.
-        untolerated: Vec<String>,
-        fit: Fit,
-    },
-}
-
-/// The taints (scheduling effects only) that none of the tolerations tolerates, as
-/// `key=value:Effect`, by the Kubernetes matching rules.
-pub fn untolerated(taints: &[k8s_openapi::api::core::v1::Taint], tolerations: &[k8s_openapi::api::core::v1::Toleration]) -> Vec<String> {
-    let tolerated = |t: &k8s_openapi::api::core::v1::Taint| {
-        tolerations.iter().any(|tol| {
-            let effect_ok = tol.effect.as_deref().is_none_or(|e| e.is_empty() || e == t.effect);
-            let exists = tol.operator.as_deref() == Some("Exists");
-            let key_ok = match tol.key.as_deref() {
-                None | Some("") => exists,
-                Some(k) => k == t.key,
-            };
-            let value_ok = exists || tol.value.as_deref().unwrap_or("") == t.value.as_deref().unwrap_or("");
-            effect_ok && key_ok && value_ok
-        })
-    };
-    taints
-        .iter()
-        .filter(|t| t.effect == "NoSchedule" || t.effect == "NoExecute")
-        .filter(|t| !tolerated(t))
-        .map(|t| format!("{}={}:{}", t.key, t.value.as_deref().unwrap_or(""), t.effect))
-        .collect()
-}
-
-/// The user-facing error for a failed move, with what to do about it (use case 5b). The
-/// message carries the scheduler's or the pod's own words; the steps come from the target
-/// node itself when it could be read.
-pub fn failure(cause: &Cause, workload: &str, ws: &str, node: &str, deadline_seconds: u32, check: Option<&NodeCheck>) -> MigrationError {
-    let mut steps = Vec::new();
-    let (reason, message) = match cause {
-        Cause::Unschedulable(msg) => {
-            let lower = msg.to_lowercase();
-            match check {
-                Some(NodeCheck::Missing) => steps.push(format!("Node {node} no longer exists: pick another dedicated node of workspace {ws} and retry.")),
-                Some(NodeCheck::Found { cordoned, untolerated, fit }) => {
-                    if *cordoned {
-                        steps.push(format!("Node {node} is cordoned (unschedulable): uncordon it, then retry."));
-                    }
-                    if !untolerated.is_empty() {
-                        steps.push(format!(
-                            "Node {node} has taints the pods do not tolerate ({}): a dedicated node of workspace {ws} should carry only hexabase.ai/dedicated={ws}:NoSchedule.",
-                            untolerated.join(", ")
-                        ));
-                    }
-                    if lower.contains("insufficient cpu") || fit.other_cpu + fit.need_cpu() > fit.allocatable_cpu {
-                        steps.push(format!(
-                            "The dedicated node {node} has {:.1} vCPU allocatable ({:.1} already requested by other pods); {workload} requests {:.1} vCPU while it moves ({} replicas + {} surge × {:.2} vCPU): pick a larger node size, or move fewer workloads with a phased plan.",
-                            fit.allocatable_cpu, fit.other_cpu, fit.need_cpu(), fit.replicas, fit.surge, fit.pod_cpu
-                        ));
-                    }
-                    if lower.contains("insufficient memory") || fit.other_memory_gib + fit.need_memory_gib() > fit.allocatable_memory_gib {
-                        steps.push(format!(
-                            "The dedicated node {node} has {:.1} GiB memory allocatable ({:.1} GiB already requested by other pods); {workload} requests {:.1} GiB while it moves ({} replicas + {} surge × {:.2} GiB): pick a larger node size, or move fewer workloads with a phased plan.",
-                            fit.allocatable_memory_gib, fit.other_memory_gib, fit.need_memory_gib(), fit.replicas, fit.surge, fit.pod_memory_gib
-                        ));
-                    }
-                }
-                None if lower.contains("insufficient") => steps.push(format!(
-                    "The dedicated node {node} looks too small for {workload}'s pods plus one surge pod: pick a larger node size, or move fewer workloads with a phased plan."
-                )),
-                None => {}
-            }
-            if lower.contains("anti-affinity") {
-                steps.push(format!("A required pod anti-affinity rule keeps {workload}'s replicas on different nodes, which one dedicated node cannot offer: make the rule preferred instead of required, or spread over more nodes."));
-            }
-            if lower.contains("too many pods") {
-                steps.push(format!("The dedicated node {node} has reached its pod limit: move fewer workloads or pick a larger node size."));
-            }
-            if steps.is_empty() {
-                steps.push(format!("The scheduler's message names the reason; `kubectl describe node {node}` shows the node's taints, labels and room."));
-            }
-            (REASON_UNSCHEDULABLE, format!("The new pods of {workload} cannot be scheduled on {node}: {msg}"))
-        }
-        Cause::NotReady(msg) => {
-            steps.push(format!("Check {workload}'s image, configuration and readiness probe (kubectl logs, kubectl describe pod), fix the application, then retry."));
-            (REASON_NOT_READY, format!("The new pods of {workload} do not start on {node}: {msg}"))
-        }
-        Cause::DeadlineExceeded(msg) => {
-            steps.push(format!("If {workload} is slow to start, raise progressDeadlineSeconds (now {deadline_seconds}s) and retry."));
-            (REASON_DEADLINE, format!("{workload} did not finish moving to {node} within {deadline_seconds}s: {msg}"))
-        }
-    };
-    steps.push(format!("{workload} was restored to its original scheduling and keeps running where it was. After fixing the cause, retry the migration."));
-    MigrationError { reason: reason.into(), message, troubleshooting: steps }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crd::{MigrationPhase, WorkloadKind, WorkloadRef};
-    use crate::migration::latency::GuardState;
+    use crate::crd::{GuardState, MigrationPhase, WorkloadKey, WorkloadKind};
     use time::macros::datetime;
 
     const T0: OffsetDateTime = datetime!(2026-01-01 00:00:00 UTC);
@@ -412,7 +294,7 @@ mod tests {
             target_node: "n1".into(),
             phases: phases
                 .iter()
-                .map(|p| MigrationPhase { workloads: p.iter().map(|n| WorkloadRef { kind: WorkloadKind::Deployment, name: n.to_string() }).collect() })
+                .map(|p| MigrationPhase { workloads: p.iter().map(|n| WorkloadKey::new("shop", WorkloadKind::Deployment, *n)).collect() })
                 .collect(),
             approved_phases: 1,
             progress_deadline_seconds: 60,
@@ -435,7 +317,7 @@ mod tests {
     #[test]
     fn workloads_move_one_at_a_time_in_phase_order() {
         let mut s = fresh(&spec(&[&["web", "api"], &["worker"]]));
-        assert_eq!(s.workloads.iter().map(|w| (w.name.as_str(), w.phase_index)).collect::<Vec<_>>(), vec![("web", 1), ("api", 1), ("worker", 2)]);
+        assert_eq!(s.workloads.iter().map(|w| (w.workload.name.as_str(), w.phase_index)).collect::<Vec<_>>(), vec![("web", 1), ("api", 1), ("worker", 2)]);
         s.settle(2, false, Some(1), T0);
         assert_eq!((s.phase, s.current_phase), (MigrationState::Pending, 0));
         for i in 0..3 {
@@ -444,7 +326,7 @@ mod tests {
             s.settle(2, false, Some(1), T0);
             assert_eq!((s.phase, s.next(2, false)), (MigrationState::Running, Next::Follow(i)));
             assert_eq!(s.current_phase, s.workloads[i].phase_index);
-            s.observe(i, &full(3), Some(3), None);
+            s.observe(i, &full(3), 3, Some(3), None);
             s.moved(i, T1).unwrap();
         }
         s.settle(2, false, Some(1), T1);
@@ -493,11 +375,12 @@ mod tests {
     fn the_lowest_available_count_is_kept_while_moving() {
         let mut s = fresh(&spec(&[&["web"]]));
         s.start(0, T0).unwrap();
-        s.observe(0, &full(3), None, None);
-        s.observe(0, &Counts { available: 4, ..full(3) }, Some(2), None);
-        s.observe(0, &full(3), Some(3), None);
+        s.observe(0, &full(3), 1, None, None);
+        s.observe(0, &Counts { available: 4, ..full(3) }, 2, Some(2), None);
+        s.observe(0, &full(3), 3, Some(3), None);
         assert_eq!(s.workloads[0].min_available_seen, Some(2));
         assert_eq!(s.workloads[0].available_replicas, 3);
+        assert_eq!(s.workloads[0].on_target, 3, "where the pods are now");
     }
 
     #[test]
@@ -540,7 +423,7 @@ mod tests {
     #[test]
     fn illegal_moves_are_refused() {
         let mut s = fresh(&spec(&[&["web"]]));
-        assert_eq!(s.moved(0, T0), Err(InvalidTransition { workload: "web".into(), from: WorkloadState::Pending, to: WorkloadState::Moved }));
+        assert_eq!(s.moved(0, T0), Err(InvalidTransition { workload: "shop/Deployment/web".into(), from: WorkloadState::Pending, to: WorkloadState::Moved }));
         s.start(0, T0).unwrap();
         s.start(0, T1).unwrap();
         assert_eq!(s.workloads[0].started_at.as_deref(), Some("2026-01-01T00:00:00Z"), "a re-run keeps the start time");
@@ -560,53 +443,5 @@ mod tests {
         assert!(!s.is_notified() && !is_newsworthy(s.phase));
         s.settle(1, true, Some(3), T1);
         assert!(!s.is_notified(), "a second pause is news again");
-    }
-
-    #[test]
-    fn troubleshooting_explains_a_node_that_is_too_small() {
-        let fit = Fit { allocatable_cpu: 3.9, allocatable_memory_gib: 15.0, other_cpu: 0.0, other_memory_gib: 0.0, replicas: 3, surge: 1, pod_cpu: 1.5, pod_memory_gib: 0.5 };
-        let check = NodeCheck::Found { cordoned: false, untolerated: vec![], fit };
-        let msg = "0/10 nodes are available: 1 Insufficient cpu, 3 node(s) had untolerated taint(s), 6 node(s) didn't match Pod's node affinity/selector.";
-        let e = failure(&Cause::Unschedulable(msg.into()), "web", "acme", "n1", 60, Some(&check));
-        assert_eq!(e.reason, REASON_UNSCHEDULABLE);
-        assert!(e.message.ends_with(msg), "the scheduler's own words: {}", e.message);
-        assert_eq!(
-            e.troubleshooting,
-            vec![
-                "The dedicated node n1 has 3.9 vCPU allocatable (0.0 already requested by other pods); web requests 6.0 vCPU while it moves (3 replicas + 1 surge × 1.50 vCPU): pick a larger node size, or move fewer workloads with a phased plan.".to_string(),
-                "web was restored to its original scheduling and keeps running where it was. After fixing the cause, retry the migration.".to_string(),
-            ],
-            "other tenants' tainted nodes in the message are not the user's problem"
-        );
-    }
-
-    #[test]
-    fn troubleshooting_names_the_target_nodes_own_trouble() {
-        let fit = Fit { allocatable_cpu: 4.0, allocatable_memory_gib: 16.0, other_cpu: 0.0, other_memory_gib: 0.0, replicas: 3, surge: 1, pod_cpu: 0.1, pod_memory_gib: 0.1 };
-        let check = NodeCheck::Found { cordoned: true, untolerated: vec!["example.com/gpu=:NoSchedule".into()], fit };
-        let e = failure(&Cause::Unschedulable("0/3 nodes are available: 1 node(s) had untolerated taint(s)".into()), "web", "acme", "n1", 60, Some(&check));
-        assert!(e.troubleshooting[0].contains("cordoned"));
-        assert!(e.troubleshooting[1].contains("example.com/gpu=:NoSchedule") && e.troubleshooting[1].contains("hexabase.ai/dedicated=acme:NoSchedule"));
-        assert_eq!(e.troubleshooting.len(), 3);
-        let gone = failure(&Cause::Unschedulable("x".into()), "web", "acme", "n1", 60, Some(&NodeCheck::Missing));
-        assert!(gone.troubleshooting[0].contains("no longer exists"));
-        let unknown = failure(&Cause::Unschedulable("something new".into()), "web", "acme", "n1", 60, None);
-        assert!(unknown.troubleshooting[0].contains("kubectl describe node n1"));
-        let slow = failure(&Cause::DeadlineExceeded("1 of 3 replicas updated".into()), "web", "acme", "n1", 30, None);
-        assert_eq!(slow.reason, REASON_DEADLINE);
-        assert!(slow.troubleshooting[0].contains("progressDeadlineSeconds (now 30s)"));
-    }
-
-    #[test]
-    fn taints_are_matched_like_kubernetes_does() {
-        use k8s_openapi::api::core::v1::{Taint, Toleration};
-        let taint = |k: &str, v: &str, e: &str| Taint { key: k.into(), value: Some(v.into()), effect: e.into(), ..Default::default() };
-        let taints = vec![taint("hexabase.ai/dedicated", "acme", "NoSchedule"), taint("example.com/gpu", "yes", "NoExecute"), taint("soft", "x", "PreferNoSchedule")];
-        let ours = Toleration { key: Some("hexabase.ai/dedicated".into()), operator: Some("Equal".into()), value: Some("acme".into()), effect: Some("NoSchedule".into()), ..Default::default() };
-        assert_eq!(untolerated(&taints, std::slice::from_ref(&ours)), vec!["example.com/gpu=yes:NoExecute".to_string()]);
-        let other_ws = Toleration { value: Some("globex".into()), ..ours.clone() };
-        assert_eq!(untolerated(&taints[..1], &[other_ws]).len(), 1);
-        let everything = Toleration { operator: Some("Exists".into()), ..Default::default() };
-        assert!(untolerated(&taints, &[everything]).is_empty());
     }
 }

@@ -19,7 +19,9 @@ use super::provider::{NodeRequest, Progress, ProviderError};
 use super::steps::{self, StatusExt};
 use super::{Context, Error, Result};
 use crate::cluster::labels;
-use crate::crd::{DedicatedNode, DedicatedNodeStatus, Phase, ProvisioningError, StepName};
+use crate::crd::{DedicatedNode, DedicatedNodeStatus, NodePhase, ProvisioningError, StepName};
+use crate::engine::retry::Retry;
+use crate::engine::time::sooner;
 
 /// Held on every order until its Node is gone, so deleting an order never leaks a machine.
 pub const FINALIZER: &str = "hexabase.ai/dedicated-node";
@@ -36,7 +38,7 @@ pub async fn run(client: Client, ctx: Arc<Context>) {
     let orders = Api::<DedicatedNode>::all(client.clone());
     let nodes = Api::<Node>::all(client);
     let dedicated = format!("{}={}", labels::NODE_POOL, labels::POOL_DEDICATED);
-    Controller::new(orders, watcher::Config::default().labels(&ctx.config.selector()))
+    Controller::new(orders, watcher::Config::default().labels(&ctx.config.scope.selector()))
         // A Node event (KWOK marking it Ready) wakes its owner at once instead of at the next poll.
         .owns(nodes, watcher::Config::default().labels(&dedicated))
         .run(reconcile, error_policy, ctx)
@@ -74,7 +76,7 @@ fn error_policy(dn: Arc<DedicatedNode>, error: &Error, _ctx: Arc<Context>) -> Ac
 /// failed order whose spec was changed since (the user picked an alternative: try again).
 fn starting_status(dn: &DedicatedNode) -> DedicatedNodeStatus {
     match &dn.status {
-        Some(s) if s.phase == Phase::Failed && s.observed_generation != dn.metadata.generation => steps::fresh(),
+        Some(s) if s.phase == NodePhase::Failed && s.observed_generation != dn.metadata.generation => steps::fresh(),
         Some(s) if !s.steps.is_empty() => s.clone(),
         _ => steps::fresh(),
     }
@@ -86,7 +88,7 @@ async fn apply(dn: &DedicatedNode, ctx: &Context) -> Result<Action> {
     let mut requeue = None;
     // The user hears about an outcome only once it is stored (written by an earlier
     // reconcile), so a message never runs ahead of the status it describes.
-    if matches!(status.phase, Phase::Ready | Phase::Failed) && !status.is_notified() {
+    if matches!(status.phase, NodePhase::Ready | NodePhase::Failed) && !status.is_notified() {
         // A message cannot be taken back, so check the cache against the API server first:
         // a reconcile woken (say by a Node event) before our own last write reached the cache
         // would otherwise tell the user a second time.
@@ -95,7 +97,7 @@ async fn apply(dn: &DedicatedNode, ctx: &Context) -> Result<Action> {
             return Ok(Action::requeue(STALE_CACHE_RETRY));
         }
         tell_user(dn, &status, ctx).await?;
-        let reason = if status.phase == Phase::Ready { "Ready" } else { "Failed" };
+        let reason = status.phase.as_str();
         status.set_condition(steps::NOTIFIED, true, reason, "", generation, OffsetDateTime::now_utc());
     }
     let outcome = match ctx.request_for(dn) {
@@ -106,12 +108,12 @@ async fn apply(dn: &DedicatedNode, ctx: &Context) -> Result<Action> {
     if dn.status.as_ref() != Some(&status) {
         write_status(ctx, dn, &status).await?;
     }
-    if matches!(status.phase, Phase::Ready | Phase::Failed) && !status.is_notified() {
+    if matches!(status.phase, NodePhase::Ready | NodePhase::Failed) && !status.is_notified() {
         // Our own status event brings the next reconcile; this is only the fallback.
-        requeue = steps::sooner(requeue, Duration::from_secs(1));
+        requeue = sooner(requeue, Duration::from_secs(1));
     }
     let waits = outcome?;
-    Ok(Action::requeue(steps::sooner(requeue, waits.unwrap_or(RESYNC)).unwrap_or(RESYNC)))
+    Ok(Action::requeue(sooner(requeue, waits.unwrap_or(RESYNC)).unwrap_or(RESYNC)))
 }
 
 /// Runs the steps that can finish now. Returns how soon to look again if one is waiting; an
@@ -171,16 +173,13 @@ async fn node_ready(ctx: &Context, req: &NodeRequest) -> std::result::Result<Pro
         ctx.provider.register(req).await?;
         return Ok(wait);
     };
-    let ready = node
-        .status
-        .and_then(|s| s.conditions)
-        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+    let ready = node.status.and_then(|s| s.conditions).is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
     Ok(if ready { Progress::Done } else { wait })
 }
 
 async fn tell_user(dn: &DedicatedNode, status: &DedicatedNodeStatus, ctx: &Context) -> Result<()> {
     match (&status.phase, &status.error) {
-        (Phase::Ready, _) => ctx.events.node_ready(dn).await?,
+        (NodePhase::Ready, _) => ctx.events.node_ready(dn).await?,
         (_, Some(error)) => ctx.events.node_failed(dn, error).await?,
         (_, None) => ctx.events.node_failed(dn, &ProvisioningError { reason: "Failed".into(), message: "provisioning failed".into() }).await?,
     }
@@ -189,7 +188,7 @@ async fn tell_user(dn: &DedicatedNode, status: &DedicatedNodeStatus, ctx: &Conte
 
 async fn cleanup(dn: &DedicatedNode, ctx: &Context) -> Result<Action> {
     let mut status = dn.status.clone().unwrap_or_else(steps::fresh);
-    status.phase = Phase::Deleting;
+    status.phase = NodePhase::Deleting;
     if dn.status.as_ref() != Some(&status) {
         write_status(ctx, dn, &status).await?;
     }
@@ -215,8 +214,6 @@ async fn write_status(ctx: &Context, dn: &DedicatedNode, status: &DedicatedNodeS
         "metadata": { "resourceVersion": dn.resource_version() },
         "status": status,
     });
-    Api::<DedicatedNode>::all(ctx.client.clone())
-        .patch_status(&dn.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch))
-        .await?;
+    Api::<DedicatedNode>::all(ctx.client.clone()).patch_status(&dn.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch)).await?;
     Ok(())
 }

@@ -60,7 +60,7 @@ impl KwokProvider {
         let mut live = HashSet::new();
         let mut held: HashMap<Slot, HashSet<String>> = HashMap::new();
         for dn in &orders {
-            let failed = dn.status.as_ref().is_some_and(|s| s.phase == crate::crd::Phase::Failed);
+            let failed = dn.status.as_ref().is_some_and(|s| s.phase == crate::crd::NodePhase::Failed);
             if !failed {
                 live.insert(dn.name_any());
             }
@@ -165,6 +165,7 @@ pub fn node_manifest(req: &NodeRequest) -> Node {
     let node_labels: BTreeMap<String, String> = [
         (labels::NODE_POOL, labels::POOL_DEDICATED),
         (labels::WORKSPACE, ws),
+        (labels::ORDER, req.name.as_str()),
         (labels::SIZE, req.size.id.as_str()),
         (labels::REGION, req.region.as_str()),
         ("node.kubernetes.io/instance-type", req.size.id.as_str()),
@@ -242,13 +243,17 @@ mod tests {
         let l = node.metadata.labels.clone().unwrap();
         assert_eq!(l["hexabase.ai/node-pool"], "dedicated");
         assert_eq!(l["hexabase.ai/workspace"], "acme-production");
+        assert_eq!(l["hexabase.ai/dedicated-node"], "dn-1", "which order made it, whatever its name");
         assert_eq!(l["hexabase.ai/size"], "d2.large");
         assert_eq!(l["topology.kubernetes.io/region"], "ap-northeast-1");
         assert_eq!(l["kubernetes.io/hostname"], "dn-1");
         assert_eq!(l["type"], "kwok");
         assert_eq!(node.metadata.annotations.unwrap()["kwok.x-k8s.io/node"], "fake");
         let taints = node.spec.unwrap().taints.unwrap();
-        assert_eq!((taints[0].key.as_str(), taints[0].value.as_deref(), taints[0].effect.as_str()), ("hexabase.ai/dedicated", Some("acme-production"), "NoSchedule"));
+        assert_eq!(
+            (taints[0].key.as_str(), taints[0].value.as_deref(), taints[0].effect.as_str()),
+            ("hexabase.ai/dedicated", Some("acme-production"), "NoSchedule")
+        );
     }
 
     #[test]

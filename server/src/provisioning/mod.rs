@@ -1,11 +1,10 @@
-//! Provisioning of dedicated nodes (owned by the provisioning work).
+//! Provisioning of dedicated nodes.
 //!
 //! A `DedicatedNode` order is walked through its steps (capacity reserved, booting,
 //! registering, ready) by a kube-runtime controller; a `NodeProvider` does each step's work
-//! (`kwok` today). The server calls `ensure_crds` at start-up, then spawns `run`.
+//! (`kwok` today). The server installs the platform (`engine::install`), then spawns `run`.
 
 mod controller;
-mod crds;
 pub mod events;
 pub mod kwok;
 pub mod provider;
@@ -17,56 +16,25 @@ use std::time::Duration;
 use kube::Client;
 
 pub use controller::{run, FINALIZER};
-pub use crds::ensure_crds;
 pub use events::ProvisioningEvents;
 pub use provider::{NodeProvider, NodeRequest, Offering, Progress, ProviderError};
 
 use crate::catalogue::Catalogue;
 use crate::crd::{DedicatedNode, ProvisioningError};
+use crate::engine::retry::{self, Retry};
+use crate::engine::Scope;
 use crate::store::Store;
-
-/// Env var: the simulated boot time of a node, in milliseconds.
-pub const STEP_DELAY_ENV: &str = "HEXA_PROVISION_STEP_DELAY_MS";
-const DEFAULT_STEP_DELAY: Duration = Duration::from_millis(800);
-/// Orders carrying this label belong to the controller started with the same scope (tests run
-/// their own controller with their own catalogue on a shared cluster); the default controller
-/// takes only orders without it.
-pub const SCOPE_LABEL: &str = "hexabase.ai/controller-scope";
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
-    /// How long the kwok provider's machines take to "boot".
+    /// How long the kwok provider's machines take to "boot" (`--provision-step-delay-ms`).
     pub step_delay: Duration,
-    /// `None`: all orders without `SCOPE_LABEL`; `Some(s)`: only orders labelled with `s`.
-    pub scope: Option<String>,
+    pub scope: Scope,
 }
 
 impl Default for Config {
     fn default() -> Self {
-        Self { step_delay: DEFAULT_STEP_DELAY, scope: None }
-    }
-}
-
-impl Config {
-    /// The defaults, with `HEXA_PROVISION_STEP_DELAY_MS` if set (an unreadable value is
-    /// reported and ignored rather than stopping the server).
-    pub fn from_env() -> Self {
-        let mut config = Self::default();
-        if let Ok(v) = std::env::var(STEP_DELAY_ENV) {
-            match v.trim().parse::<u64>() {
-                Ok(ms) => config.step_delay = Duration::from_millis(ms),
-                Err(_) => tracing::warn!(value = %v, "{STEP_DELAY_ENV} is not a number of milliseconds; using the default"),
-            }
-        }
-        config
-    }
-
-    /// The label selector for this controller's orders.
-    pub fn selector(&self) -> String {
-        match &self.scope {
-            Some(scope) => format!("{SCOPE_LABEL}={scope}"),
-            None => format!("!{SCOPE_LABEL}"),
-        }
+        Self { step_delay: Duration::from_millis(800), scope: Scope::default() }
     }
 }
 
@@ -82,7 +50,7 @@ pub struct Context {
 impl Context {
     /// A context with the kwok provider.
     pub fn new(client: Client, store: Store, catalogue: Arc<Catalogue>, config: Config) -> Self {
-        let provider = kwok::KwokProvider::new(client.clone(), catalogue.clone(), config.step_delay, config.selector());
+        let provider = kwok::KwokProvider::new(client.clone(), catalogue.clone(), config.step_delay, config.scope.selector());
         Self::with_provider(client, store, catalogue, config, Arc::new(provider))
     }
 
@@ -125,29 +93,19 @@ pub enum Error {
     Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
     #[error("node {0} is still being deleted")]
     NodeStillExists(String),
-    #[error("the CRD {0} was not established in time")]
-    CrdNotEstablished(String),
-    #[error("waiting for a CRD: {0}")]
-    Wait(#[from] kube::runtime::wait::Error),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-impl Error {
-    /// How soon a failed reconcile runs again: at once for a lost race, later for outages.
-    pub fn retry_after(&self) -> Duration {
-        use kube::runtime::finalizer::Error as F;
+impl Retry for Error {
+    fn retry_after(&self) -> Duration {
         match self {
-            Error::Kube(kube::Error::Api(e)) | Error::Provider(ProviderError::Kube(kube::Error::Api(e))) if e.code == 409 => Duration::from_millis(200),
-            Error::Finalizer(f) => match f.as_ref() {
-                F::ApplyFailed(inner) | F::CleanupFailed(inner) => inner.retry_after(),
-                F::AddFinalizer(kube::Error::Api(e)) | F::RemoveFinalizer(kube::Error::Api(e)) if e.code == 409 || e.code == 422 => Duration::from_millis(200),
-                _ => Duration::from_secs(5),
-            },
+            Error::Kube(e) | Error::Provider(ProviderError::Kube(e)) => retry::after_kube(e),
+            Error::Provider(_) => retry::OUTAGE,
+            Error::Finalizer(f) => retry::after_finalizer(f),
             Error::NodeStillExists(_) => Duration::from_secs(2),
-            Error::Store(_) => Duration::from_secs(10),
-            Error::Transition(_) => Duration::from_secs(60),
-            _ => Duration::from_secs(5),
+            Error::Store(_) => retry::DATABASE_OUTAGE,
+            Error::Transition(_) => retry::DEFECT,
         }
     }
 }
@@ -157,22 +115,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_default_controller_takes_unscoped_orders_and_a_scoped_one_only_its_own() {
-        assert_eq!(Config::default().selector(), "!hexabase.ai/controller-scope");
-        let scoped = Config { scope: Some("t-1".into()), ..Config::default() };
-        assert_eq!(scoped.selector(), "hexabase.ai/controller-scope=t-1");
-        assert_eq!(Config::default().step_delay, Duration::from_millis(800));
-    }
-
-    #[test]
     fn lost_races_retry_at_once_and_outages_later() {
-        let conflict = || {
-            kube::Error::Api(Box::new(kube::core::Status { code: 409, ..Default::default() }))
-        };
-        assert_eq!(Error::Kube(conflict()).retry_after(), Duration::from_millis(200));
+        let conflict = || kube::Error::Api(Box::new(kube::core::Status { code: 409, ..Default::default() }));
+        assert_eq!(Error::Kube(conflict()).retry_after(), retry::LOST_RACE);
         let wrapped = Error::Finalizer(Box::new(kube::runtime::finalizer::Error::ApplyFailed(Error::Provider(ProviderError::Kube(conflict())))));
-        assert_eq!(wrapped.retry_after(), Duration::from_millis(200));
+        assert_eq!(wrapped.retry_after(), retry::LOST_RACE);
         assert_eq!(Error::NodeStillExists("n".into()).retry_after(), Duration::from_secs(2));
-        assert_eq!(Error::Store(sqlx::Error::PoolTimedOut).retry_after(), Duration::from_secs(10));
+        assert_eq!(Error::Store(sqlx::Error::PoolTimedOut).retry_after(), retry::DATABASE_OUTAGE);
     }
 }

@@ -2,28 +2,18 @@
 //! each step may make, and what phase, progress and conditions follow from the steps. The
 //! controller does the work; this file decides what the status says about it.
 
-use std::time::Duration;
-
-use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use super::provider::Offering;
 use crate::catalogue::Catalogue;
-use crate::crd::{Alternative, DedicatedNodeStatus, Phase, ProvisioningError, ProvisioningStep, StepName, StepState};
+use crate::crd::{Alternative, DedicatedNodeStatus, NodePhase, ProvisioningError, ProvisioningStep, StepName, StepState};
+use crate::engine::time::{parse_rfc3339, rfc3339};
 
 /// Condition recording that the user was told how provisioning ended (so a re-run of the
 /// reconcile after a restart does not tell them twice).
 pub const NOTIFIED: &str = "UserNotified";
 pub const REASON_INSUFFICIENT_CAPACITY: &str = "InsufficientCapacity";
 pub const REASON_INVALID_SPEC: &str = "InvalidSpec";
-
-pub fn rfc3339(t: OffsetDateTime) -> String {
-    t.format(&Rfc3339).unwrap_or_default()
-}
-
-pub fn parse_rfc3339(s: &str) -> Option<OffsetDateTime> {
-    OffsetDateTime::parse(s, &Rfc3339).ok()
-}
 
 /// The condition type that mirrors a step being done (Karpenter style: one condition a step).
 pub fn condition_type(step: StepName) -> &'static str {
@@ -38,7 +28,10 @@ pub fn condition_type(step: StepName) -> &'static str {
 /// A status before anything happened: every step pending.
 pub fn fresh() -> DedicatedNodeStatus {
     DedicatedNodeStatus {
-        steps: StepName::ALL.iter().map(|&name| ProvisioningStep { name, state: StepState::Pending, started_at: None, finished_at: None, message: None }).collect(),
+        steps: StepName::ALL
+            .iter()
+            .map(|&name| ProvisioningStep { name, state: StepState::Pending, started_at: None, finished_at: None, message: None })
+            .collect(),
         ..Default::default()
     }
 }
@@ -87,7 +80,7 @@ impl StatusExt for DedicatedNodeStatus {
         if self.steps.iter().any(|s| s.state == StepState::Failed) {
             return None;
         }
-        StepName::ALL.into_iter().find(|&n| self.step(n).is_none_or(|s| s.state != StepState::Done))
+        StepName::ALL.iter().copied().find(|&n| self.step(n).is_none_or(|s| s.state != StepState::Done))
     }
 
     fn step(&self, name: StepName) -> Option<&ProvisioningStep> {
@@ -130,7 +123,7 @@ impl StatusExt for DedicatedNodeStatus {
     }
 
     fn holds_capacity(&self) -> bool {
-        self.phase != Phase::Failed && self.step(StepName::CapacityReserved).is_some_and(|s| s.state == StepState::Done)
+        self.phase != NodePhase::Failed && self.step(StepName::CapacityReserved).is_some_and(|s| s.state == StepState::Done)
     }
 
     fn is_notified(&self) -> bool {
@@ -140,26 +133,26 @@ impl StatusExt for DedicatedNodeStatus {
     fn settle(&mut self, generation: Option<i64>, now: OffsetDateTime) {
         let done = self.steps.iter().filter(|s| s.state == StepState::Done).count();
         self.progress = u8::try_from(done * 100 / StepName::ALL.len()).unwrap_or(100);
-        if self.phase != Phase::Deleting {
+        if self.phase != NodePhase::Deleting {
             self.phase = if self.steps.iter().any(|s| s.state == StepState::Failed) {
-                Phase::Failed
+                NodePhase::Failed
             } else if done == StepName::ALL.len() {
-                Phase::Ready
+                NodePhase::Ready
             } else if self.steps.iter().any(|s| s.state != StepState::Pending) {
-                Phase::Provisioning
+                NodePhase::Provisioning
             } else {
-                Phase::Pending
+                NodePhase::Pending
             };
         }
         let failure = self.error.clone().unwrap_or(ProvisioningError { reason: "Failed".into(), message: String::new() });
-        for name in StepName::ALL {
+        for &name in StepName::ALL {
             let Some(step) = self.step(name).cloned() else { continue };
             let (ok, reason, message) = match step.state {
                 StepState::Done => (true, "Done".to_string(), String::new()),
                 StepState::Failed => (false, failure.reason.clone(), failure.message.clone()),
                 // `Ready` is the summary condition (what `kubectl wait` and the UI read): after
                 // a failure it carries the failure, not "Pending".
-                _ if name == StepName::Ready && self.phase == Phase::Failed => (false, failure.reason.clone(), failure.message.clone()),
+                _ if name == StepName::Ready && self.phase == NodePhase::Failed => (false, failure.reason.clone(), failure.message.clone()),
                 StepState::Running => (false, "InProgress".to_string(), step.message.clone().unwrap_or_default()),
                 StepState::Pending => (false, "Pending".to_string(), String::new()),
             };
@@ -190,9 +183,11 @@ fn step_mut(status: &mut DedicatedNodeStatus, name: StepName) -> &mut Provisioni
 pub fn alternatives(catalogue: &Catalogue, offerings: &[Offering], region: &str, size: &str) -> Vec<Alternative> {
     let has_room = |r: &str, s: &str| offerings.iter().any(|o| o.region == r && o.size == s && o.available > 0);
     let cost = |s: &str| catalogue.size(s).map(|s| (s.monthly_usd() * 100.0).round() / 100.0);
-    let same_size_elsewhere = catalogue.regions().iter().filter(|r| r.id != region && has_room(&r.id, size)).filter_map(|r| {
-        cost(size).map(|c| Alternative { region: r.id.clone(), size: size.to_string(), monthly_cost_usd: c })
-    });
+    let same_size_elsewhere = catalogue
+        .regions()
+        .iter()
+        .filter(|r| r.id != region && has_room(&r.id, size))
+        .filter_map(|r| cost(size).map(|c| Alternative { region: r.id.clone(), size: size.to_string(), monthly_cost_usd: c }));
     let mut other_sizes_here: Vec<Alternative> = catalogue
         .sizes()
         .iter()
@@ -209,11 +204,6 @@ pub fn insufficient_capacity(region: &str, size: &str) -> ProvisioningError {
         reason: REASON_INSUFFICIENT_CAPACITY.into(),
         message: format!("No capacity left for {size} nodes in {region}. Try another region or size."),
     }
-}
-
-/// Shortest wins: a reconcile that waits on several things looks again at the soonest.
-pub fn sooner(a: Option<Duration>, b: Duration) -> Option<Duration> {
-    Some(a.map_or(b, |a| a.min(b)))
 }
 
 #[cfg(test)]
@@ -233,7 +223,7 @@ mod tests {
     fn steps_run_in_order_and_progress_by_quarters() {
         let mut s = fresh();
         s.settle(Some(1), T0);
-        assert_eq!((s.phase, s.progress, s.next_step()), (Phase::Pending, 0, Some(StepName::CapacityReserved)));
+        assert_eq!((s.phase, s.progress, s.next_step()), (NodePhase::Pending, 0, Some(StepName::CapacityReserved)));
         let expected = [(StepName::CapacityReserved, 25), (StepName::Booting, 50), (StepName::Registering, 75), (StepName::Ready, 100)];
         for (name, progress) in expected {
             assert_eq!(s.next_step(), Some(name));
@@ -241,7 +231,7 @@ mod tests {
             s.settle(Some(1), T1);
             assert_eq!(s.progress, progress);
         }
-        assert_eq!(s.phase, Phase::Ready);
+        assert_eq!(s.phase, NodePhase::Ready);
         assert_eq!(s.next_step(), None);
         assert!(s.steps.iter().all(|st| st.started_at.as_deref() == Some("2026-01-01T00:00:00Z") && st.finished_at.is_some()));
         assert!(s.conditions.iter().filter(|c| c.type_ != NOTIFIED).all(|c| c.status == "True" && c.observed_generation == Some(1)));
@@ -254,7 +244,7 @@ mod tests {
         s.start(StepName::CapacityReserved, T1).unwrap();
         assert_eq!(s.started_at(StepName::CapacityReserved), Some(T0));
         s.settle(None, T1);
-        assert_eq!(s.phase, Phase::Provisioning);
+        assert_eq!(s.phase, NodePhase::Provisioning);
     }
 
     #[test]
@@ -262,10 +252,7 @@ mod tests {
         let mut s = fresh();
         walk(&mut s, StepName::CapacityReserved);
         assert!(s.start(StepName::CapacityReserved, T1).is_err());
-        assert_eq!(
-            s.complete(StepName::Booting, T1),
-            Err(InvalidTransition { step: StepName::Booting, from: StepState::Pending, to: StepState::Done })
-        );
+        assert_eq!(s.complete(StepName::Booting, T1), Err(InvalidTransition { step: StepName::Booting, from: StepState::Pending, to: StepState::Done }));
     }
 
     #[test]
@@ -275,7 +262,7 @@ mod tests {
         let alts = vec![Alternative { region: "b".into(), size: "x".into(), monthly_cost_usd: 1.0 }];
         s.fail(StepName::CapacityReserved, T1, insufficient_capacity("a", "x"), alts.clone()).unwrap();
         s.settle(Some(2), T1);
-        assert_eq!((s.phase, s.next_step(), s.progress), (Phase::Failed, None, 0));
+        assert_eq!((s.phase, s.next_step(), s.progress), (NodePhase::Failed, None, 0));
         assert!(!s.holds_capacity());
         assert_eq!(s.alternatives, alts);
         for type_ in ["CapacityReserved", "Ready"] {
@@ -303,9 +290,9 @@ mod tests {
         walk(&mut s, StepName::CapacityReserved);
         s.settle(None, T1);
         assert!(s.holds_capacity());
-        s.phase = Phase::Deleting;
+        s.phase = NodePhase::Deleting;
         s.settle(None, T1);
-        assert_eq!(s.phase, Phase::Deleting, "deleting is kept, and the slot stays held until the node is gone");
+        assert_eq!(s.phase, NodePhase::Deleting, "deleting is kept, and the slot stays held until the node is gone");
         assert!(s.holds_capacity());
     }
 
@@ -326,16 +313,10 @@ regions:
         )
         .unwrap();
         let offer = |region: &str, size: &str, available| Offering { region: region.into(), size: size.into(), available };
-        let offerings = vec![offer("r-1", "s.small", 0), offer("r-1", "s.big", 1), offer("r-1", "s.mid", 1), offer("r-2", "s.small", 3), offer("r-3", "s.small", 0)];
+        let offerings =
+            vec![offer("r-1", "s.small", 0), offer("r-1", "s.big", 1), offer("r-1", "s.mid", 1), offer("r-2", "s.small", 3), offer("r-3", "s.small", 0)];
         let alts = alternatives(&c, &offerings, "r-1", "s.small");
         let got: Vec<(&str, &str, f64)> = alts.iter().map(|a| (a.region.as_str(), a.size.as_str(), a.monthly_cost_usd)).collect();
         assert_eq!(got, vec![("r-2", "s.small", 73.0), ("r-1", "s.mid", 146.0), ("r-1", "s.big", 292.0)]);
-    }
-
-    #[test]
-    fn shortest_requeue_wins() {
-        let d = sooner(None, Duration::from_secs(5));
-        assert_eq!(sooner(d, Duration::from_secs(1)), Some(Duration::from_secs(1)));
-        assert_eq!(sooner(Some(Duration::from_secs(1)), Duration::from_secs(9)), Some(Duration::from_secs(1)));
     }
 }

@@ -12,16 +12,8 @@ pub struct UserRecord {
 
 impl Store {
     pub async fn user_by_email(&self, email: &str) -> StoreResult<Option<UserRecord>> {
-        let row = sqlx::query("SELECT id, email, display_name, password_hash FROM users WHERE email = $1")
-            .bind(email)
-            .fetch_optional(&self.db)
-            .await?;
-        Ok(row.map(|r| UserRecord {
-            id: r.get("id"),
-            email: r.get("email"),
-            display_name: r.get("display_name"),
-            password_hash: r.get("password_hash"),
-        }))
+        let row = sqlx::query("SELECT id, email, display_name, password_hash FROM users WHERE email = $1").bind(email).fetch_optional(&self.db).await?;
+        Ok(row.map(|r| UserRecord { id: r.get("id"), email: r.get("email"), display_name: r.get("display_name"), password_hash: r.get("password_hash") }))
     }
 
     /// Creates the user unless the email exists; returns the user's id either way.

@@ -85,6 +85,10 @@ impl TestServer {
             lease_namespace: "kube-system".into(),
             prometheus_url: None,
             latency_query: None,
+            provision_step_delay_ms: 0,
+            replica_id: "test".into(),
+            // Often, so the test of the purge does not wait long.
+            session_purge_interval_secs: 1,
             log_format: LogFormat::Pretty,
         };
         let (tx, rx) = oneshot::channel::<()>();
@@ -154,10 +158,5 @@ impl TestServer {
 fn client(base: &str) -> reqwest::Client {
     let mut headers = reqwest::header::HeaderMap::new();
     headers.insert(reqwest::header::ORIGIN, base.parse().unwrap());
-    reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .default_headers(headers)
-        .build()
-        .unwrap()
+    reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).default_headers(headers).build().unwrap()
 }

@@ -94,12 +94,7 @@ impl PromHarness {
                 "/metrics",
                 axum::routing::get(move || {
                     let registry = registry.clone();
-                    async move {
-                        (
-                            [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
-                            render(&registry),
-                        )
-                    }
+                    async move { ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], render(&registry)) }
                 }),
             )
         };

@@ -1,5 +1,14 @@
-//! Domain types that cross the wire between the server and the browser.
-//! They live here once; the server maps cluster and database state into them.
+//! Domain types that cross the wire between the server and the browser. They live here once;
+//! the server maps cluster and database state into them. The vocabulary (phases, states,
+//! kinds, actions) is in [`vocabulary`], shared with the custom resources.
+
+mod format;
+mod vocabulary;
+mod workload_key;
+
+pub use format::*;
+pub use vocabulary::*;
+pub use workload_key::WorkloadKey;
 
 use serde::{Deserialize, Serialize};
 
@@ -60,7 +69,7 @@ pub struct WorkspaceSummary {
     pub plan: Plan,
 }
 
-/// One resource of the shared-pool quota, e.g. CPU requests: used vs hard.
+/// One resource against its limit, e.g. CPU requests: used vs hard.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UsageBar {
     pub label: String,
@@ -71,7 +80,7 @@ pub struct UsageBar {
 }
 
 impl UsageBar {
-    /// Share of the quota in use, 0-100, clamped (a quota can be over-used after it is lowered).
+    /// Share of the limit in use, 0-100, clamped (a quota can be over-used after it is lowered).
     pub fn percent(&self) -> f64 {
         if self.hard <= 0.0 {
             return 0.0;
@@ -80,24 +89,17 @@ impl UsageBar {
     }
 }
 
-/// Formats a resource amount for people: at most one decimal, no trailing ".0".
-pub fn format_amount(v: f64) -> String {
-    let rounded = (v * 10.0).round() / 10.0;
-    if rounded.fract() == 0.0 {
-        format!("{}", rounded as i64)
-    } else {
-        format!("{rounded:.1}")
-    }
-}
-
-/// The workspace's share of the shared node pool, read live from its ResourceQuotas.
+/// What the workspace runs on the shared node pool, against its plan's shared-pool quota.
+/// The quota is scoped to the shared pool: pods on the workspace's dedicated nodes do not
+/// count against it (ARCHITECTURE.md, "Shared-pool quota").
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SharedPoolUsage {
     pub cpu: UsageBar,
     pub memory: UsageBar,
     pub pods: UsageBar,
-    /// Nodes in the shared pool, and how many other workspaces run pods there.
+    /// Nodes in the shared pool.
     pub pool_nodes: u32,
+    /// Other workspaces whose pods run on the shared pool's nodes now.
     pub neighbour_workspaces: u32,
 }
 
@@ -107,11 +109,14 @@ pub struct DedicatedNodeSummary {
     pub name: String,
     pub size: String,
     pub region: String,
-    pub phase: String,
+    pub phase: NodePhase,
     /// Seconds since the node was requested.
     pub age_seconds: i64,
+    /// Requested by pods on the node against its allocatable.
     pub cpu: UsageBar,
     pub memory: UsageBar,
+    /// Why a failed request failed.
+    pub error_message: Option<String>,
 }
 
 /// Everything the Node Management page shows (use case steps 1-2).
@@ -121,7 +126,10 @@ pub struct NodeOverview {
     /// `None` with `cluster_error` set when the cluster cannot be reached.
     pub shared_pool: Option<SharedPoolUsage>,
     pub cluster_error: Option<String>,
+    /// Nodes that exist or are on their way.
     pub dedicated_nodes: Vec<DedicatedNodeSummary>,
+    /// Requests that failed and were neither retried nor dismissed.
+    pub failed_requests: Vec<DedicatedNodeSummary>,
 }
 
 /// A notification shown under the bell and as a toast.
@@ -132,38 +140,9 @@ pub struct Notification {
     pub body: String,
     /// Relative link in the dashboard, if the notification points somewhere.
     pub link: Option<String>,
+    /// Unix seconds.
     pub created_at: i64,
     pub read: bool,
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn percent_is_clamped_and_safe_for_zero_quota() {
-        let bar = |used, hard| UsageBar { label: "CPU".into(), used, hard, unit: "vCPU".into() };
-        assert_eq!(bar(2.0, 8.0).percent(), 25.0);
-        assert_eq!(bar(9.0, 8.0).percent(), 100.0);
-        assert_eq!(bar(1.0, 0.0).percent(), 0.0);
-    }
-
-    #[test]
-    fn amounts_drop_needless_decimals() {
-        assert_eq!(format_amount(2.0), "2");
-        assert_eq!(format_amount(2.25), "2.3");
-        assert_eq!(format_amount(0.5), "0.5");
-    }
-
-    #[test]
-    fn only_paid_plans_get_dedicated_nodes() {
-        assert!(!Plan::Hobby.allows_dedicated_nodes());
-        assert!(Plan::Pro.allows_dedicated_nodes());
-        assert!(Plan::Team.allows_dedicated_nodes());
-        for p in [Plan::Hobby, Plan::Pro, Plan::Team] {
-            assert_eq!(Plan::from_db(p.as_db()), Some(p));
-        }
-    }
 }
 
 /// A node size of the catalogue, with its price (use case step 5-6).
@@ -209,10 +188,10 @@ pub struct WizardData {
     pub regions: Vec<RegionOption>,
     /// `None` when the cluster cannot be read; the wizard then cannot check fit.
     pub need: Option<WorkloadNeed>,
-    /// The smallest size that holds the need with 20% headroom.
+    /// The smallest size that holds the need with the headroom.
     pub recommended_size: Option<String>,
-    pub quota_cpu: f64,
-    pub quota_memory_gib: f64,
+    /// The fit check's headroom over requests plus surge, in percent.
+    pub headroom_percent: u32,
 }
 
 /// Price and fit of one size for the workspace (steps 6 and 5c).
@@ -221,23 +200,31 @@ pub struct Estimate {
     pub size: String,
     pub monthly_usd: f64,
     pub hourly_usd: f64,
-    /// False when the size cannot hold the workloads plus surge with 20% headroom.
+    /// False when the size cannot hold the workloads plus surge with the headroom.
     pub fits: bool,
     pub warning: Option<String>,
     /// The smallest size that fits, offered as a one-click switch when this one does not.
     pub recommended_size: Option<String>,
+    /// What the size changes, each sentence from the workspace's own numbers.
     pub improvements: Vec<String>,
 }
 
 /// One step of provisioning as the progress screen shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StepView {
-    pub name: String,
-    /// "Pending", "Running", "Done" or "Failed".
-    pub state: String,
-    pub started_at: Option<String>,
-    pub finished_at: Option<String>,
+    pub name: StepName,
+    pub state: StepState,
+    /// Unix milliseconds.
+    pub started_at_ms: Option<i64>,
+    pub finished_at_ms: Option<i64>,
     pub message: Option<String>,
+}
+
+impl StepView {
+    /// How long the step took, once it finished.
+    pub fn duration_ms(&self) -> Option<i64> {
+        Some(self.finished_at_ms? - self.started_at_ms?)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -254,8 +241,8 @@ pub struct NodeProgress {
     pub workspace: String,
     pub size: String,
     pub region: String,
-    /// "Pending", "Provisioning", "Ready", "Failed" or "Deleting".
-    pub phase: String,
+    pub phase: NodePhase,
+    /// 0-100; 100 exactly when Ready.
     pub progress: u8,
     pub steps: Vec<StepView>,
     pub error_reason: Option<String>,
@@ -267,42 +254,14 @@ pub struct NodeProgress {
 impl NodeProgress {
     /// Ready and Failed end the live stream; nothing more will change on its own.
     pub fn is_settled(&self) -> bool {
-        matches!(self.phase.as_str(), "Ready" | "Failed")
-    }
-}
-
-/// US dollars for people: "$1,234.56".
-pub fn format_usd(v: f64) -> String {
-    let cents = (v * 100.0).round() as i64;
-    let (whole, frac) = (cents / 100, (cents % 100).abs());
-    let digits = whole.abs().to_string();
-    let mut grouped = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            grouped.push(',');
-        }
-        grouped.push(c);
-    }
-    format!("{}${grouped}.{frac:02}", if whole < 0 { "-" } else { "" })
-}
-
-#[cfg(test)]
-mod money_tests {
-    #[test]
-    fn dollars_are_grouped_with_cents() {
-        assert_eq!(super::format_usd(1234.5), "$1,234.50");
-        assert_eq!(super::format_usd(73.0), "$73.00");
-        assert_eq!(super::format_usd(1_000_000.0), "$1,000,000.00");
+        self.phase.is_settled()
     }
 }
 
 /// A Deployment or StatefulSet of the workspace, as the Workload Migration screen lists it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MigratableWorkload {
-    /// "Deployment" or "StatefulSet".
-    pub kind: String,
-    pub namespace: String,
-    pub name: String,
+    pub key: WorkloadKey,
     pub replicas: i32,
     /// Requests of all replicas.
     pub cpu: f64,
@@ -313,13 +272,6 @@ pub struct MigratableWorkload {
     pub risks: Vec<String>,
     /// The dedicated node it already runs on, if any.
     pub on_node: Option<String>,
-}
-
-impl MigratableWorkload {
-    /// "Deployment/web": how a workload is named in forms and plans.
-    pub fn key(&self) -> String {
-        format!("{}/{}", self.kind, self.name)
-    }
 }
 
 /// A Ready dedicated node a migration can target, with what is left on it.
@@ -347,7 +299,7 @@ pub struct MigrationScreen {
 /// One phase of a (possibly phased) migration plan.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PlanPhase {
-    pub workloads: Vec<String>,
+    pub workloads: Vec<WorkloadKey>,
     /// Requests plus the phase's largest rolling-update surge.
     pub cpu: f64,
     pub memory_gib: f64,
@@ -359,7 +311,7 @@ pub struct PlanPhase {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DryRunStep {
     pub order: u32,
-    pub workload: String,
+    pub workload: WorkloadKey,
     pub changes: Vec<String>,
     /// The JSON merge patch applied to the workload.
     pub patch: String,
@@ -370,10 +322,13 @@ pub struct DryRunStep {
 pub struct MigrationPlan {
     pub node: String,
     pub fits: bool,
+    /// Requests plus the largest surge, before the headroom.
     pub need_cpu: f64,
     pub need_memory_gib: f64,
     pub free_cpu: f64,
     pub free_memory_gib: f64,
+    /// The fit check's headroom over requests plus surge, in percent.
+    pub headroom_percent: u32,
     pub warning: Option<String>,
     pub phases: Vec<PlanPhase>,
     pub steps: Vec<DryRunStep>,
@@ -382,18 +337,64 @@ pub struct MigrationPlan {
 /// One workload's move, as the migration screen follows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WorkloadProgress {
-    pub key: String,
+    pub key: WorkloadKey,
     /// 1 for the first phase.
     pub phase_index: u32,
-    /// "Pending", "Moving", "Moved", "RollingBack", "RolledBack" or "Failed".
-    pub state: String,
+    pub state: WorkloadState,
     pub desired: i32,
     pub updated: i32,
     pub ready: i32,
     pub available: i32,
+    /// Pods running on the target node at the last reading.
+    pub on_target: i32,
     /// The lowest available-replica count seen during the move: zero downtime, measured.
+    /// `None`: nothing was measured (the move did not start, or no reading came).
     pub min_available_seen: Option<i32>,
     pub message: Option<String>,
+}
+
+impl WorkloadProgress {
+    /// Where the workload's pods are now, in the state's own terms.
+    pub fn whereabouts(&self, node: &str) -> String {
+        match self.state {
+            WorkloadState::Pending => format!("On the shared pool; {} of {} available.", self.available, self.desired),
+            WorkloadState::Moving => format!("{} of {} on {node}; {} available.", self.on_target, self.desired, self.available),
+            WorkloadState::Moved => format!("{} of {} on {node}; {} available.", self.on_target, self.desired, self.available),
+            WorkloadState::RollingBack => format!("Returning to the shared pool; {} on {node}, {} available.", self.on_target, self.available),
+            WorkloadState::RolledBack => format!("Back on the shared pool; {} of {} available.", self.available, self.desired),
+            WorkloadState::Failed => format!("{} on {node}, {} of {} available: check the workload.", self.on_target, self.available, self.desired),
+        }
+    }
+
+    /// "lowest available 3 of 3" when measured; says so when it was not.
+    pub fn availability(&self) -> String {
+        match self.min_available_seen {
+            Some(min) => format!("lowest available {min} of {} desired", self.desired),
+            None => "availability not measured".to_string(),
+        }
+    }
+
+    /// Zero downtime, as measured: `None` when nothing was measured.
+    pub fn kept_availability(&self) -> Option<bool> {
+        self.min_available_seen.map(|min| min >= self.desired)
+    }
+}
+
+/// The workspace on the shared pool, taken when a migration starts: the "before" of its report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct SharedPoolSnapshot {
+    /// The workspace's shared-pool CPU quota and what its pods request there.
+    pub quota_cpu: f64,
+    pub used_cpu: f64,
+    /// Nodes in the shared pool, and other workspaces with pods on them.
+    pub pool_nodes: u32,
+    pub neighbour_workspaces: u32,
+    /// Pods of the workloads to move that ran on the shared pool.
+    pub pods_on_shared_pool: u32,
+    /// RFC 3339.
+    pub taken_at: String,
 }
 
 /// A migration's state for its screen and live stream.
@@ -403,10 +404,11 @@ pub struct MigrationProgress {
     pub workspace: String,
     pub namespace: String,
     pub node: String,
-    /// "Pending", "Running", "Paused", "WaitingForApproval", "Succeeded", "RolledBack" or "Failed".
-    pub phase: String,
+    pub phase: MigrationState,
     pub total_phases: u32,
     pub approved_phases: u32,
+    /// The retry count this progress belongs to.
+    pub attempt: u32,
     pub workloads: Vec<WorkloadProgress>,
     pub baseline_latency_ms: Option<f64>,
     pub current_latency_ms: Option<f64>,
@@ -414,30 +416,130 @@ pub struct MigrationProgress {
     pub error_reason: Option<String>,
     pub error_message: Option<String>,
     pub troubleshooting: Vec<String>,
-    pub resume_at: Option<String>,
-    /// Before/after numbers, once the migration succeeded (step 16).
+    /// When a paused migration resumes by itself, unix milliseconds.
+    pub resume_at_ms: Option<i64>,
+    /// Before (taken at the start) and after (now) numbers, once the migration succeeded.
     pub report: Option<ImprovementReport>,
-}
-
-/// What the move changed, in the workspace's own numbers.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ImprovementReport {
-    /// Before: the workspace's shared-pool CPU quota and how many tenants share those nodes.
-    pub quota_cpu: f64,
-    pub neighbour_workspaces: u32,
-    /// After: what the dedicated node guarantees, and what is requested on it now.
-    pub node_cpu: f64,
-    pub node_memory_gib: f64,
-    pub requested_cpu: f64,
-    pub requested_memory_gib: f64,
-    /// The namespace's pods on the dedicated node and elsewhere (the shared pool).
-    pub pods_on_node: u32,
-    pub pods_on_shared_pool: u32,
 }
 
 impl MigrationProgress {
     /// Nothing more happens without the user: finished, rolled back, paused or awaiting approval.
     pub fn is_settled(&self) -> bool {
-        matches!(self.phase.as_str(), "Succeeded" | "RolledBack" | "Failed" | "Paused" | "WaitingForApproval")
+        self.phase.is_settled()
+    }
+
+    /// Zero downtime over the whole migration: `Some(true)` only when every moved workload was
+    /// measured and never fell below its desired count.
+    pub fn kept_availability(&self) -> Option<bool> {
+        let moved: Vec<_> = self.workloads.iter().filter(|w| w.state == WorkloadState::Moved).collect();
+        if moved.is_empty() {
+            return None;
+        }
+        moved.iter().map(|w| w.kept_availability()).try_fold(true, |all, kept| kept.map(|k| all && k))
+    }
+}
+
+/// A request to steer a migration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MigrationControl {
+    pub action: ControlAction,
+    /// What the user saw and asks for: the phase to approve (ApproveNext) or the attempt to
+    /// start (Retry). A second identical request finds it done and is refused.
+    pub target: Option<u32>,
+    /// When to resume (ResumeAt): `2026-11-27T22:00` in UTC, or RFC 3339.
+    pub at: Option<String>,
+}
+
+/// What the move changed, in the workspace's own numbers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImprovementReport {
+    /// Taken when the migration started; `None` for a migration started before the engine
+    /// recorded it.
+    pub before: Option<SharedPoolSnapshot>,
+    /// After: what the dedicated node guarantees, and what is requested on it now.
+    pub node_cpu: f64,
+    pub node_memory_gib: f64,
+    pub requested_cpu: f64,
+    pub requested_memory_gib: f64,
+    /// Pods of the moved workloads on the dedicated node and elsewhere (the shared pool) now.
+    pub pods_on_node: u32,
+    pub pods_on_shared_pool: u32,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percent_is_clamped_and_safe_for_zero_quota() {
+        let bar = |used, hard| UsageBar { label: "CPU".into(), used, hard, unit: "vCPU".into() };
+        assert_eq!(bar(2.0, 8.0).percent(), 25.0);
+        assert_eq!(bar(9.0, 8.0).percent(), 100.0);
+        assert_eq!(bar(1.0, 0.0).percent(), 0.0);
+    }
+
+    #[test]
+    fn only_paid_plans_get_dedicated_nodes() {
+        assert!(!Plan::Hobby.allows_dedicated_nodes());
+        assert!(Plan::Pro.allows_dedicated_nodes());
+        assert!(Plan::Team.allows_dedicated_nodes());
+        for p in [Plan::Hobby, Plan::Pro, Plan::Team] {
+            assert_eq!(Plan::from_db(p.as_db()), Some(p));
+        }
+    }
+
+    fn workload(state: WorkloadState, min: Option<i32>) -> WorkloadProgress {
+        WorkloadProgress {
+            key: "ns/Deployment/web".parse().unwrap(),
+            phase_index: 1,
+            state,
+            desired: 3,
+            updated: 3,
+            ready: 3,
+            available: 3,
+            on_target: 0,
+            min_available_seen: min,
+            message: None,
+        }
+    }
+
+    #[test]
+    fn unmeasured_availability_is_never_reported_as_zero_downtime() {
+        let mut m = MigrationProgress {
+            name: "m".into(),
+            workspace: "w".into(),
+            namespace: "ns".into(),
+            node: "n1".into(),
+            phase: MigrationState::Succeeded,
+            total_phases: 1,
+            approved_phases: 1,
+            attempt: 0,
+            workloads: vec![workload(WorkloadState::Moved, None)],
+            baseline_latency_ms: None,
+            current_latency_ms: None,
+            pause_reason: None,
+            error_reason: None,
+            error_message: None,
+            troubleshooting: vec![],
+            resume_at_ms: None,
+            report: None,
+        };
+        assert_eq!(m.kept_availability(), None);
+        assert_eq!(m.workloads[0].availability(), "availability not measured");
+        m.workloads = vec![workload(WorkloadState::Moved, Some(3)), workload(WorkloadState::Moved, Some(2))];
+        assert_eq!(m.kept_availability(), Some(false));
+        m.workloads.pop();
+        assert_eq!(m.kept_availability(), Some(true));
+        assert_eq!(m.workloads[0].availability(), "lowest available 3 of 3 desired");
+    }
+
+    #[test]
+    fn a_rolled_back_workload_says_it_is_back_on_the_shared_pool() {
+        let mut w = workload(WorkloadState::RolledBack, Some(3));
+        w.updated = 2;
+        assert_eq!(w.whereabouts("n1"), "Back on the shared pool; 3 of 3 available.");
+        w.state = WorkloadState::Moved;
+        w.on_target = 3;
+        assert_eq!(w.whereabouts("n1"), "3 of 3 on n1; 3 available.");
     }
 }

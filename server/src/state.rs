@@ -1,0 +1,26 @@
+//! What every request handler shares: the Leptos options, the database, the dashboard's
+//! backend, the cluster client and the metrics. Built once by `build_state`.
+
+use std::sync::Arc;
+
+use app::backend::SharedBackend;
+use axum::extract::FromRef;
+use leptos::prelude::LeptosOptions;
+
+use crate::metrics::Metrics;
+use crate::store::Store;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub leptos: LeptosOptions,
+    pub store: Store,
+    pub backend: SharedBackend,
+    pub kube: Option<kube::Client>,
+    pub metrics: Arc<Metrics>,
+}
+
+impl FromRef<AppState> for LeptosOptions {
+    fn from_ref(s: &AppState) -> Self {
+        s.leptos.clone()
+    }
+}
