@@ -4,5 +4,6 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 . "$here/env.sh"
 cd "$here/.."
+forget_moved_checkout
 step "cargo leptos build --release (first time: several minutes)"
 cargo leptos build --release

@@ -9,3 +9,19 @@ mkdir -p "$HEXA_CACHE" "$HEXA_TOOLS/bin"
 
 # step "message": a visible progress line for long set-up work.
 step() { printf '\033[1;34m==>\033[0m %s\n' "$*" >&2; }
+
+# The server's build script compiles the stylesheet from app/src and cargo remembers the
+# absolute paths it watched. A target dir shared by clones at different paths (CI clones
+# anew each time) would otherwise keep the last clone's stylesheet while that clone's files
+# still exist unchanged. So when the checkout moved, the server's build outputs are
+# forgotten (only the server crate rebuilds; its sources are new files anyway).
+forget_moved_checkout() {
+  local root mark
+  root="$(pwd -P)"
+  mark="$CARGO_TARGET_DIR/.hexabase-source-root"
+  if [[ "$(cat "$mark" 2>/dev/null)" != "$root" ]]; then
+    cargo clean -q -p server 2>/dev/null || true
+    cargo clean -q -p server --release 2>/dev/null || true
+    mkdir -p "$CARGO_TARGET_DIR" && echo "$root" >"$mark"
+  fi
+}

@@ -5,6 +5,7 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 . "$here/env.sh"
 cd "$here/.."
+forget_moved_checkout
 
 bash hack/tools.sh
 if [ -z "${KUBECONFIG:-}" ]; then

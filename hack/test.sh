@@ -6,6 +6,7 @@ here="$(cd "$(dirname "$0")" && pwd)"
 . "$here/env.sh"
 cd "$here/.."
 root="$PWD"
+forget_moved_checkout
 
 bash hack/tools.sh
 

@@ -249,12 +249,15 @@ pub struct NodeProgress {
     pub error_message: Option<String>,
     pub alternatives: Vec<AlternativeView>,
     pub node_name: Option<String>,
+    /// The workspace has been told how provisioning ended (the notification exists).
+    pub told: bool,
 }
 
 impl NodeProgress {
-    /// Ready and Failed end the live stream; nothing more will change on its own.
+    /// Ready or Failed, and told: nothing more will change on its own, and the bell already
+    /// has the notification, so the live stream ends here.
     pub fn is_settled(&self) -> bool {
-        self.phase.is_settled()
+        self.phase.is_settled() && self.told
     }
 }
 
@@ -420,12 +423,15 @@ pub struct MigrationProgress {
     pub resume_at_ms: Option<i64>,
     /// Before (taken at the start) and after (now) numbers, once the migration succeeded.
     pub report: Option<ImprovementReport>,
+    /// The workspace has been told about the current phase, or there is nothing to tell.
+    pub told: bool,
 }
 
 impl MigrationProgress {
-    /// Nothing more happens without the user: finished, rolled back, paused or awaiting approval.
+    /// Nothing more happens without the user (finished, rolled back, paused or awaiting
+    /// approval), and what there was to tell is told: the live stream ends here.
     pub fn is_settled(&self) -> bool {
-        self.phase.is_settled()
+        self.phase.is_settled() && self.told
     }
 
     /// Zero downtime over the whole migration: `Some(true)` only when every moved workload was
@@ -523,6 +529,7 @@ mod tests {
             troubleshooting: vec![],
             resume_at_ms: None,
             report: None,
+            told: true,
         };
         assert_eq!(m.kept_availability(), None);
         assert_eq!(m.workloads[0].availability(), "availability not measured");

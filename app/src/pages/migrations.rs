@@ -145,7 +145,7 @@ fn WorkloadTable(workloads: Vec<MigratableWorkload>, selected: RwSignal<Vec<Work
                     <th class="py-2 pr-3">"Workload"</th>
                     <th class="hidden py-2 pr-3 sm:table-cell">"Replicas"</th>
                     <th class="hidden py-2 pr-3 md:table-cell">"Requests"</th>
-                    <th class="hidden py-2 pr-3 xl:table-cell">"Safeguards"</th>
+                    <th class="hidden py-2 pr-3 2xl:table-cell">"Safeguards"</th>
                     <th class="py-2">"Zero downtime"</th>
                 </tr>
             </thead>
@@ -180,15 +180,15 @@ fn WorkloadRow(w: MigratableWorkload, selected: RwSignal<Vec<WorkloadKey>>) -> i
             <td class="min-w-0 py-3 pr-3 align-top">
                 <p class="break-words"><span class="font-medium">{key.name.clone()}</span><span class="ml-2 text-xs text-slate-500">{format!("{} · {}", key.kind.as_str(), key.namespace)}</span></p>
                 <p class="text-xs text-slate-500 sm:hidden">{format!("{} replicas · {requests}", w.replicas)}</p>
-                <p class="text-xs text-slate-500 xl:hidden">{safeguards.clone()}</p>
+                <p class="text-xs text-slate-500 2xl:hidden">{safeguards.clone()}</p>
                 {moved.is_none().then(|| w.risks.iter().map(|r| view! { <p class="mt-1 break-words text-xs text-amber-800 dark:text-amber-300">{r.clone()}</p> }).collect_view())}
             </td>
             <td class="hidden py-3 pr-3 align-top tabular-nums sm:table-cell">{w.replicas}</td>
             <td class="hidden whitespace-nowrap py-3 pr-3 align-top tabular-nums md:table-cell">{requests}</td>
-            <td class="hidden py-3 pr-3 align-top text-xs xl:table-cell">{safeguards}</td>
+            <td class="hidden py-3 pr-3 align-top text-xs 2xl:table-cell">{safeguards}</td>
             <td class="py-3 align-top">
                 {match moved {
-                    Some(n) => view! { <Badge text=format!("On {n}") tone=Tone::Good/> }.into_any(),
+                    Some(n) => view! { <Badge text="Moved" tone=Tone::Good/><p class="mt-1 break-all text-xs text-slate-500">{format!("On {n}")}</p> }.into_any(),
                     None if w.risks.is_empty() => view! { <Badge text="Guaranteed" tone=Tone::Good/> }.into_any(),
                     None => view! { <Badge text="At risk" tone=Tone::Busy/> }.into_any(),
                 }}

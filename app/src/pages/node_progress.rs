@@ -186,18 +186,20 @@ fn follow_events(state: RwSignal<NodeProgress>, just_ready: RwSignal<bool>) {
             let Some(text) = msg.data().as_string() else { continue };
             let Ok(update) = serde_json::from_str::<NodeProgress>(&text) else { continue };
             let settled = update.is_settled();
-            let became_ready = update.phase == NodePhase::Ready;
             // A disposed signal means the page is gone: stop listening.
+            let Some(was) = state.try_with_untracked(|s| s.phase) else { break };
+            let became_ready = update.phase == NodePhase::Ready && was != NodePhase::Ready;
             if state.try_set(update).is_some() {
                 break;
             }
             if became_ready {
                 just_ready.set(true);
+            }
+            if settled {
+                // Told: the notification exists now, so the bell can show it.
                 if let Some(e) = epoch {
                     e.0.update(|v| *v += 1);
                 }
-            }
-            if settled {
                 break;
             }
         }

@@ -4,7 +4,8 @@ use app::model::{AlternativeView, MigrationProgress, NodePhase, NodeProgress, St
 
 use crate::crd::{DedicatedNode, StepName, WorkloadMigration};
 use crate::engine::time::unix_ms;
-use crate::migration::steps;
+use crate::migration::steps::{self, MigrationStatusExt};
+use crate::provisioning::steps::StatusExt;
 
 /// A node being deleted shows as Deleting whatever its last phase.
 pub fn effective_phase(dn: &DedicatedNode) -> NodePhase {
@@ -49,6 +50,7 @@ pub fn node_progress(dn: &DedicatedNode) -> NodeProgress {
             .map(|a| AlternativeView { region: a.region.clone(), size: a.size.clone(), monthly_usd: a.monthly_cost_usd })
             .collect(),
         node_name: status.node_name.clone(),
+        told: status.is_notified(),
     }
 }
 
@@ -100,6 +102,7 @@ pub fn migration_progress(m: &WorkloadMigration) -> MigrationProgress {
         troubleshooting: status.error.as_ref().map(|e| e.troubleshooting.clone()).unwrap_or_default(),
         resume_at_ms: m.spec.resume_at.as_deref().and_then(unix_ms),
         report: None,
+        told: !steps::is_newsworthy(status.phase) || status.is_notified(),
     }
 }
 
