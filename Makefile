@@ -1,11 +1,15 @@
 # The two commands of the README: `make run` and `make test`. Everything else is a step of them.
-.PHONY: run test tools build cluster-up cluster-down crds
+.PHONY: run test chaos tools build cluster-up cluster-down crds
 
 run:
 	@bash hack/run.sh
 
 test:
 	@bash hack/test.sh
+
+# The fault suite: kill -9, API server and PostgreSQL outages, Prometheus stopped (hack/chaos.sh).
+chaos:
+	@bash hack/chaos.sh
 
 tools:
 	@bash hack/tools.sh

@@ -9,13 +9,16 @@ forget_moved_checkout
 
 bash hack/tools.sh
 if [ -z "${KUBECONFIG:-}" ]; then
+  # The local cluster runs Karpenter (hack/karpenter): dedicated nodes are NodeClaims it launches.
   bash hack/cluster/up.sh
   bash hack/cluster/seed.sh
   . "${HEXA_CLUSTER_DIR:-$HEXA_CACHE/cluster}/env"
   export KUBECONFIG
+  export HEXA_NODE_PROVIDER="${HEXA_NODE_PROVIDER:-karpenter}"
 else
   step "using the cluster of KUBECONFIG=$KUBECONFIG"
 fi
+export HEXA_NODE_PROVIDER="${HEXA_NODE_PROVIDER:-kwok}"
 bash hack/crds.sh
 bash hack/build.sh
 
@@ -28,6 +31,7 @@ cat <<MSG
   Hexabase.AI is starting on  http://$LISTEN_ADDR
   Sign in as                  dev@example.com / hexabase-demo
   Cluster                     KUBECONFIG=$KUBECONFIG
+  Dedicated nodes from        $HEXA_NODE_PROVIDER (HEXA_NODE_PROVIDER=karpenter|kwok)
   Stop with Ctrl-C; stop the cluster with 'make cluster-down'.
 
 MSG

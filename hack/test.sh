@@ -34,6 +34,7 @@ bash hack/cluster/seed.sh
 . "$cluster_dir/env"
 export KUBECONFIG
 bash hack/crds.sh
+bash hack/helm/check.sh
 
 step "starting a throwaway PostgreSQL"
 TEST_POSTGRES_URL="$(bash hack/postgres.sh start | tail -n1)"
@@ -43,12 +44,13 @@ step "cargo test (unit and integration)"
 cargo test --workspace --exclude frontend --no-fail-fast
 
 bash hack/build.sh
+bash hack/image/build.sh && bash hack/image/check.sh
 
 step "Playwright end-to-end tests in Chromium"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 e2e_db="$HEXA_CACHE/e2e-$$.db"
 rm -f "$e2e_db"
-LISTEN_ADDR="127.0.0.1:$port" DATABASE_URL="sqlite://$e2e_db?mode=rwc" LEPTOS_SITE_ROOT="$PWD/target/site" \
+LISTEN_ADDR="127.0.0.1:$port" DATABASE_URL="sqlite://$e2e_db?mode=rwc" LEPTOS_SITE_ROOT="$PWD/target/site" HEXA_NODE_PROVIDER=karpenter \
   "$CARGO_TARGET_DIR/release/server" --seed-demo >"$HEXA_CACHE/e2e-server.log" 2>&1 &
 server_pid=$!
 for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.2; done

@@ -40,3 +40,6 @@ if ! [ -x "$HEXA_TOOLS/node_modules/.bin/wasm-opt" ]; then
   step "npm install binaryen@132"
   (cd "$HEXA_TOOLS" && npm install --no-audit --no-fund --silent binaryen@132)
 fi
+
+# --- helm, built once from its Go module (the chart check and the two-replica tests use it).
+bash "$here/helm/build.sh" >/dev/null

@@ -1,10 +1,11 @@
-import { test, expect, hydrated, open, signIn, provisionNode, workloadRow } from './fixtures';
+import { test, expect, hydrated, open, signIn, provisionNode, nodeOf, workloadRow } from './fixtures';
 
 test('the whole use case: dedicated node, Migrate to Dedicated Node, zero downtime, completion report', async ({ page }) => {
   test.setTimeout(180_000);
   await signIn(page);
   await expect(page.getByRole('heading', { name: 'Node Management' })).toBeVisible();
-  const node = await provisionNode(page);
+  const order = await provisionNode(page);
+  const node = await nodeOf(page, order);
 
   await page.getByRole('link', { name: 'Workload Migration' }).first().click();
   await expect(page.getByRole('heading', { name: 'Workload Migration' })).toBeVisible();
@@ -44,7 +45,7 @@ test('the whole use case: dedicated node, Migrate to Dedicated Node, zero downti
 
   // Step 17: the node now carries the app's requests; the shared pool no longer counts them.
   await page.getByRole('link', { name: 'See the node in Node Management' }).click();
-  await expect(page.locator(`tr[data-node="${node}"]`)).toContainText('1.5 /');
+  await expect(page.locator(`tr[data-node="${order}"]`)).toContainText('1.5 /');
   await expect(page.getByTestId('shared-pool')).toContainText('1.2 / 8 vCPU');
 });
 
@@ -52,7 +53,7 @@ test('a migration that cannot schedule rolls back automatically and explains why
   test.setTimeout(180_000);
   await signIn(page);
   await expect(page.getByRole('heading', { name: 'Node Management' })).toBeVisible();
-  const node = await provisionNode(page);
+  const node = await nodeOf(page, await provisionNode(page));
   await open(page, '/w/acme-production/migrations');
   await page.getByLabel('Dedicated node').selectOption(node);
   await page.getByLabel('Migrate Deployment reports in acme-production').check();

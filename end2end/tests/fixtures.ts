@@ -66,6 +66,20 @@ export async function provisionNode(page: Page): Promise<string> {
   return page.url().split('/').pop()!;
 }
 
+/**
+ * The Kubernetes Node a Ready dedicated node runs on. The provider names it (Karpenter: not
+ * the order's name), and the Workload Migration screen lists nodes by it, so it is read from
+ * the node's progress, the server function the progress page loads.
+ */
+export async function nodeOf(page: Page, order: string, workspace = 'acme-production'): Promise<string> {
+  const origin = new URL(page.url()).origin;
+  const res = await page.request.post('/api/load_node_progress', { form: { workspace, name: order }, headers: { Origin: origin } });
+  expect(res.ok(), `load_node_progress ${order}: ${res.status()}`).toBeTruthy();
+  const progress = await res.json();
+  expect(progress.node_name, `${order} runs on a Node`).toBeTruthy();
+  return progress.node_name as string;
+}
+
 /** The row of a workload on the Workload Migration screen. */
 export function workloadRow(page: Page, kind: string, name: string, namespace = 'acme-production') {
   return page.locator(`tr[data-workload="${namespace}/${kind}/${name}"]`);

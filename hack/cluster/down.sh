@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Stop the local cluster started by up.sh: exactly the processes named by its PID files,
-# after checking each PID's command line is our binary with our state dir. Idempotent.
+# Stop the local cluster started by up.sh: Karpenter (hack/karpenter/down.sh), then exactly the
+# processes named by its PID files, after checking each PID's command line is our binary with
+# our state dir. Idempotent.
 #   --purge   also remove the state dir (certificates, etcd data, logs).
 # Env: HEXA_CACHE (hack/env.sh), HEXA_CLUSTER_DIR (default $HEXA_CACHE/cluster).
 set -euo pipefail
@@ -26,6 +27,9 @@ D="$(cd "$D" && pwd)"
 mkdir -p "$D/run"
 exec 8>"$D/run/.lock"
 flock -w 300 8 || { echo "$(basename "$0"): another up.sh/down.sh holds $D/run/.lock" >&2; exit 1; }
+
+# Karpenter first, while the API server it talks to still runs (docs/karpenter.md).
+HEXA_CLUSTER_DIR="$D" bash "$HERE/../karpenter/down.sh"
 
 # Reverse start order: kubelets and controllers first, etcd last.
 COMPONENTS=(kwok kube-scheduler kube-controller-manager kube-apiserver etcd)

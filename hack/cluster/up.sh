@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Start (or confirm) the local Kubernetes control plane: etcd, kube-apiserver,
-# kube-controller-manager, kube-scheduler and KWOK (the kubelets), on 127.0.0.1.
+# kube-controller-manager, kube-scheduler and KWOK (the kubelets), on 127.0.0.1, then
+# Karpenter with its kwok cloud provider (hack/karpenter/up.sh).
 # Builds the binaries first if needed (hack/cluster/build.sh).
 #
 # Idempotent: components already running and healthy are left alone.
@@ -357,6 +358,9 @@ KUBECTL=$KUBECTL
 HEXA_CLUSTER_DIR=$D
 HEXA_APISERVER=https://127.0.0.1:$APISERVER_PORT
 EOF
+
+# Karpenter (its kwok cloud provider) provisions the dedicated nodes: docs/karpenter.md.
+HEXA_CLUSTER_DIR="$D" bash "$HERE/../karpenter/up.sh"
 
 step "cluster: ready in $(( $(date +%s) - T_START ))s — kube-apiserver https://127.0.0.1:$APISERVER_PORT, kubectl $KUBECTL, logs $D/logs"
 echo "export KUBECONFIG=$KUBECONFIG_PATH"

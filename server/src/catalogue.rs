@@ -1,8 +1,10 @@
 //! The size and region catalogue (owned by the provisioning work; see ARCHITECTURE.md).
 //!
 //! A versioned YAML file (`deploy/catalogue.yaml`) lists the dedicated node sizes with their
-//! prices and the regions with how many nodes of each size can exist there. It is validated
-//! once when loaded, so the rest of the server can trust every id and number in it.
+//! prices and the regions with how many nodes of each size the platform runs there. It also
+//! maps both onto a provider's words: a size to the instance types a provider may launch for
+//! it (per provider), a region to its zones and, per provider, to a node class. It is
+//! validated once when loaded, so the rest of the server can trust every id and number in it.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -11,8 +13,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::capacity::{Need, Resources};
 
-/// The only catalogue format this server understands.
-pub const CATALOGUE_VERSION: u32 = 1;
+/// The catalogue format this server writes about; it reads this one and every older one.
+/// Version 2 added `instance_types` (sizes), `zones` and `node_classes` (regions); a version 1
+/// file has none of them and still loads.
+pub const CATALOGUE_VERSION: u32 = 2;
+const OLDEST_VERSION: u32 = 1;
 /// Cloud providers bill a month as 730 hours (365 × 24 / 12); so do we, so our estimate
 /// matches the bill the user would get elsewhere.
 pub const HOURS_PER_MONTH: f64 = 730.0;
@@ -33,7 +38,7 @@ pub enum CatalogueError {
     Read { path: PathBuf, source: std::io::Error },
     #[error("the catalogue {path} is not valid YAML for this format: {source}")]
     Parse { path: PathBuf, source: serde_yaml::Error },
-    #[error("catalogue version {found} is not supported (this server reads version {CATALOGUE_VERSION})")]
+    #[error("catalogue version {found} is not supported (this server reads versions {OLDEST_VERSION} to {CATALOGUE_VERSION})")]
     UnsupportedVersion { found: u32 },
     #[error("the catalogue lists no sizes")]
     NoSizes,
@@ -49,6 +54,14 @@ pub enum CatalogueError {
     UnknownSize { region: String, size: String },
     #[error("an id must be non-empty, lower case letters, digits, '.' or '-': {0:?}")]
     BadId(String),
+    #[error("{owner:?}: {field} {value:?} is not a valid Kubernetes label value")]
+    BadLabelValue { owner: String, field: &'static str, value: String },
+    #[error("{owner:?}: {field} lists {value:?} twice")]
+    Repeated { owner: String, field: &'static str, value: String },
+    #[error("{owner:?}: {field} for provider {provider:?} is empty")]
+    EmptyMapping { owner: String, field: &'static str, provider: String },
+    #[error("size {size:?} maps to no instance type for the {provider} provider (add `instance_types: {{ {provider}: [...] }}`)")]
+    NoInstanceTypes { size: String, provider: String },
 }
 
 /// A node size the user can order.
@@ -62,6 +75,10 @@ pub struct Size {
     pub network_gbps: f64,
     pub hourly_usd: f64,
     pub description: String,
+    /// Per provider, the instance types it may launch for this size (Karpenter: values of
+    /// `node.kubernetes.io/instance-type`, cheapest available first is Karpenter's choice).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub instance_types: BTreeMap<String, Vec<String>>,
 }
 
 /// What workloads can actually use on a node of a size (capacity minus the system reserve).
@@ -99,14 +116,29 @@ impl Size {
     pub fn monthly_usd(&self) -> f64 {
         self.hourly_usd * HOURS_PER_MONTH
     }
+
+    /// The instance types `provider` may launch for this size (empty: none mapped).
+    pub fn instance_types(&self, provider: &str) -> &[String] {
+        self.instance_types.get(provider).map_or(&[], Vec::as_slice)
+    }
 }
 
-/// A region and how many nodes of each size it can hold (a size not listed: none).
+/// A region, its zones, and how many nodes of each size the platform runs there (a size not
+/// listed: none). Every provider checks this count before it creates anything; a cloud may
+/// still refuse a launch (Karpenter's insufficient capacity), which the user meets the same way.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Region {
     pub id: String,
     pub name: String,
+    /// The zones a node of this region may be placed in (`topology.kubernetes.io/zone`);
+    /// empty: any zone of the region.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub zones: Vec<String>,
+    /// Per provider, the node class that launches nodes in this region (Karpenter: the name of
+    /// the `EC2NodeClass`/`AKSNodeClass`/`KWOKNodeClass`); without one, the provider's default.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub node_classes: BTreeMap<String, String>,
     #[serde(default)]
     pub capacity: BTreeMap<String, u32>,
 }
@@ -114,6 +146,11 @@ pub struct Region {
 impl Region {
     pub fn capacity_of(&self, size: &str) -> u32 {
         self.capacity.get(size).copied().unwrap_or(0)
+    }
+
+    /// The node class `provider` uses in this region, if the catalogue names one.
+    pub fn node_class(&self, provider: &str) -> Option<&str> {
+        self.node_classes.get(provider).map(String::as_str)
     }
 }
 
@@ -169,7 +206,7 @@ impl Catalogue {
         }
         let parse_err = |source| CatalogueError::Parse { path: PathBuf::from("<text>"), source };
         let v: VersionOnly = serde_yaml::from_str(yaml).map_err(parse_err)?;
-        if v.version != CATALOGUE_VERSION {
+        if !(OLDEST_VERSION..=CATALOGUE_VERSION).contains(&v.version) {
             return Err(CatalogueError::UnsupportedVersion { found: v.version });
         }
         let file: CatalogueFile = serde_yaml::from_str(yaml).map_err(parse_err)?;
@@ -199,6 +236,15 @@ impl Catalogue {
         self.region(region).map_or(0, |r| r.capacity_of(size))
     }
 
+    /// Checked at start-up for the provider in use: every size maps to at least one of its
+    /// instance types, so no order can reach the provider without one.
+    pub fn require_instance_types(&self, provider: &str) -> Result<(), CatalogueError> {
+        match self.sizes.iter().find(|s| s.instance_types(provider).is_empty()) {
+            Some(s) => Err(CatalogueError::NoInstanceTypes { size: s.id.clone(), provider: provider.to_string() }),
+            None => Ok(()),
+        }
+    }
+
     /// The cheapest size whose allocatable holds the need (with the fit check's headroom),
     /// for the wizard's recommendation (use case 5c). `None` when even the largest is too small.
     pub fn smallest_fit(&self, need: &Need) -> Option<&Size> {
@@ -208,6 +254,44 @@ impl Catalogue {
 
 fn valid_id(id: &str) -> bool {
     !id.is_empty() && id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-')
+}
+
+/// A Kubernetes label value: at most 63 characters, alphanumerics and `-_.`, starting and
+/// ending with an alphanumeric (instance types and zones are label values on the Node).
+fn valid_label_value(v: &str) -> bool {
+    let alnum = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
+    !v.is_empty()
+        && v.len() <= 63
+        && alnum(v.chars().next())
+        && alnum(v.chars().last())
+        && v.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+/// A list of label values: each valid, none twice.
+fn validate_values<'a>(owner: &str, field: &'static str, values: impl IntoIterator<Item = &'a String>) -> Result<(), CatalogueError> {
+    let mut seen = HashSet::new();
+    for v in values {
+        if !valid_label_value(v) {
+            return Err(CatalogueError::BadLabelValue { owner: owner.to_string(), field, value: v.clone() });
+        }
+        if !seen.insert(v.as_str()) {
+            return Err(CatalogueError::Repeated { owner: owner.to_string(), field, value: v.clone() });
+        }
+    }
+    Ok(())
+}
+
+/// A per-provider mapping: provider names are ids, and no provider maps to nothing.
+fn validate_mapping<V>(owner: &str, field: &'static str, map: &BTreeMap<String, V>, is_empty: impl Fn(&V) -> bool) -> Result<(), CatalogueError> {
+    for (provider, value) in map {
+        if !valid_id(provider) {
+            return Err(CatalogueError::BadId(provider.clone()));
+        }
+        if is_empty(value) {
+            return Err(CatalogueError::EmptyMapping { owner: owner.to_string(), field, provider: provider.clone() });
+        }
+    }
+    Ok(())
 }
 
 fn validate(file: &CatalogueFile) -> Result<(), CatalogueError> {
@@ -235,6 +319,10 @@ fn validate(file: &CatalogueFile) -> Result<(), CatalogueError> {
         if let Some((field, _)) = numbers.iter().find(|(_, v)| !(v.is_finite() && *v > 0.0)) {
             return Err(CatalogueError::NotPositive { size: s.id.clone(), field });
         }
+        validate_mapping(&s.id, "instance_types", &s.instance_types, Vec::is_empty)?;
+        for types in s.instance_types.values() {
+            validate_values(&s.id, "instance_types", types)?;
+        }
     }
     let mut region_ids = HashSet::new();
     for r in &file.regions {
@@ -246,6 +334,11 @@ fn validate(file: &CatalogueFile) -> Result<(), CatalogueError> {
         }
         if let Some(unknown) = r.capacity.keys().find(|k| !size_ids.contains(k.as_str())) {
             return Err(CatalogueError::UnknownSize { region: r.id.clone(), size: unknown.clone() });
+        }
+        validate_values(&r.id, "zones", &r.zones)?;
+        validate_mapping(&r.id, "node_classes", &r.node_classes, String::is_empty)?;
+        if let Some(class) = r.node_classes.values().find(|c| !valid_id(c) || c.len() > 253) {
+            return Err(CatalogueError::BadId(class.clone()));
         }
     }
     Ok(())
@@ -319,9 +412,63 @@ regions:
 
     #[test]
     fn refuses_unknown_versions() {
-        let e = err("version: 2\nsizes: []\nregions: []\nnew_field: 1\n");
-        assert!(matches!(e, CatalogueError::UnsupportedVersion { found: 2 }), "{e}");
-        assert!(e.to_string().contains("version 2"));
+        let e = err("version: 3\nsizes: []\nregions: []\nnew_field: 1\n");
+        assert!(matches!(e, CatalogueError::UnsupportedVersion { found: 3 }), "{e}");
+        assert!(e.to_string().contains("version 3"));
+        assert!(matches!(err("version: 0\n"), CatalogueError::UnsupportedVersion { found: 0 }));
+    }
+
+    const MAPPED: &str = r#"
+version: 2
+sizes:
+  - { id: s.small, vcpu: 2, memory_gib: 8, storage_gib: 50, network_gbps: 5, hourly_usd: 0.1, description: small, instance_types: { karpenter: [m7i.large, m6i.large] } }
+  - { id: s.big, vcpu: 8, memory_gib: 32, storage_gib: 200, network_gbps: 10, hourly_usd: 0.4, description: big, instance_types: { karpenter: [m7i.2xlarge] } }
+regions:
+  - { id: r-1, name: One, zones: [r-1a, r-1c], node_classes: { karpenter: r-1-class }, capacity: { s.small: 2 } }
+  - { id: r-2, name: Two, capacity: { s.small: 1 } }
+"#;
+
+    #[test]
+    fn version_2_maps_sizes_to_instance_types_and_regions_to_zones_and_node_classes() {
+        let c = Catalogue::parse(MAPPED).unwrap();
+        assert_eq!(c.size("s.small").unwrap().instance_types("karpenter"), ["m7i.large", "m6i.large"]);
+        assert!(c.size("s.small").unwrap().instance_types("capi").is_empty(), "a provider without a mapping gets none");
+        assert_eq!(c.region("r-1").unwrap().zones, ["r-1a", "r-1c"]);
+        assert_eq!(c.region("r-1").unwrap().node_class("karpenter"), Some("r-1-class"));
+        assert!(c.region("r-2").unwrap().zones.is_empty() && c.region("r-2").unwrap().node_class("karpenter").is_none());
+        assert!(c.require_instance_types("karpenter").is_ok());
+        let e = c.require_instance_types("capi").unwrap_err();
+        assert!(matches!(&e, CatalogueError::NoInstanceTypes { size, provider } if size == "s.small" && provider == "capi"), "{e}");
+        // Version 1 files (no mappings) still load; they just cannot feed a mapped provider.
+        let v1 = Catalogue::parse(SMALL).unwrap();
+        assert!(matches!(v1.require_instance_types("karpenter"), Err(CatalogueError::NoInstanceTypes { .. })));
+    }
+
+    #[test]
+    fn refuses_bad_zones_instance_types_and_node_classes() {
+        let bad = |from: &str, to: &str| {
+            assert!(MAPPED.contains(from), "{from}");
+            err(&MAPPED.replace(from, to))
+        };
+        assert!(matches!(bad("r-1a, r-1c", "r-1a, r-1a"), CatalogueError::Repeated { field: "zones", .. }));
+        assert!(matches!(bad("r-1a, r-1c", "r-1a, -r-1c"), CatalogueError::BadLabelValue { field: "zones", .. }));
+        assert!(matches!(bad("[m7i.2xlarge]", "[m7i 2xlarge]"), CatalogueError::BadLabelValue { field: "instance_types", .. }));
+        assert!(matches!(bad("[m7i.2xlarge]", "[]"), CatalogueError::EmptyMapping { field: "instance_types", .. }));
+        assert!(matches!(bad("karpenter: r-1-class", "karpenter: R1"), CatalogueError::BadId(_)));
+        assert!(matches!(bad("karpenter: r-1-class", "karpenter: ''"), CatalogueError::EmptyMapping { field: "node_classes", .. }));
+        assert!(matches!(bad("zones: [r-1a, r-1c]", "zonez: [r-1a]"), CatalogueError::Parse { .. }), "unknown fields are refused");
+        let long = "a".repeat(64);
+        assert!(matches!(bad("r-1a, r-1c", &long), CatalogueError::BadLabelValue { .. }));
+    }
+
+    #[test]
+    fn the_shipped_catalogue_maps_every_size_and_region_for_karpenter() {
+        let c = Catalogue::load_default().unwrap();
+        c.require_instance_types("karpenter").expect("every size has a Karpenter instance type");
+        for r in c.regions() {
+            assert!(!r.zones.is_empty(), "{} lists its zones", r.id);
+            assert!(r.zones.iter().all(|z| z.starts_with(&r.id)), "{}: {:?}", r.id, r.zones);
+        }
     }
 
     #[test]

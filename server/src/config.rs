@@ -11,6 +11,13 @@ pub enum LogFormat {
     Json,
 }
 
+/// The dedicated node provider (`--node-provider`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum NodeProviderKind {
+    Kwok,
+    Karpenter,
+}
+
 #[derive(Debug, Clone, Parser)]
 #[command(name = "hexabase", about = "Hexabase.AI dashboard: dedicated nodes and zero-downtime workload migration")]
 pub struct Config {
@@ -51,6 +58,22 @@ pub struct Config {
     /// How long the kwok provider's machines take to "boot", in milliseconds.
     #[arg(long, env = "HEXA_PROVISION_STEP_DELAY_MS", default_value_t = 800)]
     pub provision_step_delay_ms: u64,
+    /// What makes dedicated nodes: `karpenter` (a NodeClaim per order, launched by Karpenter,
+    /// as clusters on AWS and Azure get nodes) or `kwok` (Node objects that KWOK keeps Ready:
+    /// no cloud, for tests). `make run` and the end-to-end tests use `karpenter`.
+    #[arg(long, env = "HEXA_NODE_PROVIDER", value_enum, default_value = "kwok")]
+    pub node_provider: NodeProviderKind,
+    /// API group of the node class the NodeClaims name (`karpenter.k8s.aws` on AWS,
+    /// `karpenter.azure.com` on Azure).
+    #[arg(long, env = "HEXA_KARPENTER_NODE_CLASS_GROUP", default_value = "karpenter.kwok.sh")]
+    pub karpenter_node_class_group: String,
+    /// Kind of that node class (`EC2NodeClass` on AWS, `AKSNodeClass` on Azure).
+    #[arg(long, env = "HEXA_KARPENTER_NODE_CLASS_KIND", default_value = "KWOKNodeClass")]
+    pub karpenter_node_class_kind: String,
+    /// Name of that node class; a catalogue region's `node_classes: { karpenter: <name> }`
+    /// replaces it for that region.
+    #[arg(long, env = "HEXA_KARPENTER_NODE_CLASS_NAME", default_value = "default")]
+    pub karpenter_node_class_name: String,
     /// This replica's name in the engine lease (the pod name in a cluster).
     #[arg(long, env = "HOSTNAME", default_value = "server")]
     pub replica_id: String,
@@ -60,6 +83,11 @@ pub struct Config {
     /// Namespace of the Lease that elects the one replica running the engine.
     #[arg(long, env = "HEXA_LEASE_NAMESPACE", default_value = "kube-system")]
     pub lease_namespace: String,
+    /// The engine takes only the DedicatedNodes and WorkloadMigrations labelled
+    /// `hexabase.ai/controller-scope=<scope>` (tests run engines side by side on one cluster);
+    /// without it, every one without that label.
+    #[arg(long, env = "HEXA_CONTROLLER_SCOPE")]
+    pub controller_scope: Option<String>,
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "pretty")]
     pub log_format: LogFormat,
 }

@@ -61,8 +61,10 @@ pub async fn build_state(config: &Config) -> anyhow::Result<AppState> {
             None
         }
     };
+    let node_provider = node_provider(config);
+    provisioning::check_catalogue(&node_provider, &catalogue).context("the catalogue does not fit --node-provider")?;
     if let (Some(client), true) = (&kube, config.engine) {
-        start_engine(client.clone(), store.clone(), catalogue.clone(), config);
+        start_engine(client.clone(), store.clone(), catalogue.clone(), config, node_provider);
     }
     purge_expired_sessions(store.clone(), Duration::from_secs(config.session_purge_interval_secs.max(1)));
     let backend =
@@ -74,10 +76,12 @@ pub async fn build_state(config: &Config) -> anyhow::Result<AppState> {
 /// Installs the platform's objects and, while this replica holds the engine lease, runs the
 /// controllers, in the background. A cluster that is down at start-up is retried: the
 /// dashboard serves meanwhile and says so.
-fn start_engine(client: kube::Client, store: Store, catalogue: Arc<Catalogue>, config: &Config) {
+fn start_engine(client: kube::Client, store: Store, catalogue: Arc<Catalogue>, config: &Config, node_provider: provisioning::ProviderChoice) {
     let lease_namespace = config.lease_namespace.clone();
-    let provisioning_config = provisioning::Config { step_delay: Duration::from_millis(config.provision_step_delay_ms), ..provisioning::Config::default() };
-    let migration_config = migration::Config { prometheus_url: config.prometheus_url.clone(), ..migration::Config::default() };
+    let scope = engine::Scope(config.controller_scope.clone());
+    let provisioning_config =
+        provisioning::Config { step_delay: Duration::from_millis(config.provision_step_delay_ms), scope: scope.clone(), ..provisioning::Config::default() };
+    let migration_config = migration::Config { prometheus_url: config.prometheus_url.clone(), scope, ..migration::Config::default() };
     let metrics: Option<Arc<dyn migration::MetricsSource>> = config
         .prometheus_url
         .as_deref()
@@ -93,7 +97,8 @@ fn start_engine(client: kube::Client, store: Store, catalogue: Arc<Catalogue>, c
         let elector = leader::LeaderElector::new(client.clone(), &lease_namespace, identity);
         elector
             .run(move || {
-                let provisioning_ctx = Arc::new(provisioning::Context::new(client.clone(), store.clone(), catalogue.clone(), provisioning_config.clone()));
+                let provisioning_ctx =
+                    Arc::new(provisioning::Context::for_choice(&node_provider, client.clone(), store.clone(), catalogue.clone(), provisioning_config.clone()));
                 let migration_ctx = Arc::new(migration::Context::new(client.clone(), store.clone(), migration_config.clone(), metrics.clone()));
                 let client = client.clone();
                 async move {
@@ -102,6 +107,21 @@ fn start_engine(client: kube::Client, store: Store, catalogue: Arc<Catalogue>, c
             })
             .await;
     });
+}
+
+/// The provider `--node-provider` names, with its settings.
+fn node_provider(config: &Config) -> provisioning::ProviderChoice {
+    match config.node_provider {
+        config::NodeProviderKind::Kwok => provisioning::ProviderChoice::Kwok,
+        config::NodeProviderKind::Karpenter => provisioning::ProviderChoice::Karpenter(provisioning::KarpenterConfig {
+            node_class: provisioning::karpenter::NodeClassRef {
+                group: config.karpenter_node_class_group.clone(),
+                kind: config.karpenter_node_class_kind.clone(),
+                name: config.karpenter_node_class_name.clone(),
+            },
+            ..Default::default()
+        }),
+    }
 }
 
 /// Deletes expired sessions now and then: they no longer open anything, but a session table

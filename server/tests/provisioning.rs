@@ -336,17 +336,20 @@ async fn deleting_the_order_removes_its_node() {
     assert!(audit.iter().any(|e| e.action == "release-dedicated-node" && e.target.as_deref() == Some(name.as_str())));
 }
 
-/// The kwok provider, except that `register` fails the first `failures` times with a server
-/// error (an API server restarting, say), and every call is recorded.
+/// The kwok provider, except that the second and third `ensure` fail with a server error (an
+/// API server restarting, say), and every call is recorded. (Two, since a reconcile woken by
+/// the Node's creation may run on the order as it was before, and its status write then loses
+/// the race with our own newer one.)
 struct FlakyProvider {
     inner: provisioning::kwok::KwokProvider,
-    failures: std::sync::atomic::AtomicU32,
     calls: std::sync::Mutex<Vec<&'static str>>,
 }
 
 impl FlakyProvider {
-    fn record(&self, call: &'static str) {
-        self.calls.lock().unwrap().push(call);
+    fn record(&self, call: &'static str) -> usize {
+        let mut calls = self.calls.lock().unwrap();
+        calls.push(call);
+        calls.iter().filter(|c| **c == call).count()
     }
 }
 
@@ -355,22 +358,23 @@ impl provisioning::NodeProvider for FlakyProvider {
     fn name(&self) -> &'static str {
         "flaky-kwok"
     }
+    fn machine_kind(&self) -> kube::core::ApiResource {
+        self.inner.machine_kind()
+    }
     async fn reserve(&self, req: &provisioning::NodeRequest) -> Result<(), provisioning::ProviderError> {
         self.record("reserve");
         self.inner.reserve(req).await
     }
-    async fn launch(&self, req: &provisioning::NodeRequest, since: time::OffsetDateTime) -> Result<provisioning::Progress, provisioning::ProviderError> {
-        self.record("launch");
-        self.inner.launch(req, since).await
-    }
-    async fn register(&self, req: &provisioning::NodeRequest) -> Result<provisioning::Progress, provisioning::ProviderError> {
-        self.record("register");
-        use std::sync::atomic::Ordering;
-        if self.failures.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok() {
+    async fn ensure(&self, req: &provisioning::NodeRequest, since: time::OffsetDateTime) -> Result<provisioning::Observation, provisioning::ProviderError> {
+        if matches!(self.record("ensure"), 2 | 3) {
             let status = kube::core::Status { code: 503, message: "the cloud API is unavailable".into(), ..Default::default() };
             return Err(provisioning::ProviderError::Kube(kube::Error::Api(Box::new(status))));
         }
-        self.inner.register(req).await
+        self.inner.ensure(req, since).await
+    }
+    async fn observe(&self, req: &provisioning::NodeRequest) -> Result<provisioning::Observation, provisioning::ProviderError> {
+        self.record("observe");
+        self.inner.observe(req).await
     }
     async fn offerings(&self) -> Result<Vec<provisioning::Offering>, provisioning::ProviderError> {
         self.inner.offerings().await
@@ -387,29 +391,57 @@ async fn a_failing_provider_call_is_shown_on_its_step_and_retried() {
     let config = Config { step_delay: Duration::ZERO, scope: Scope::labelled(&w.scope) };
     let flaky = Arc::new(FlakyProvider {
         inner: provisioning::kwok::KwokProvider::new(w.client.clone(), w.catalogue.clone(), Duration::ZERO, config.scope.selector()),
-        failures: 1.into(),
         calls: Default::default(),
     });
     let ctx = Arc::new(Context::with_provider(w.client.clone(), w.store.clone(), w.catalogue.clone(), config, flaky.clone()));
     w.controller = Some(tokio::spawn(provisioning::run(w.client.clone(), ctx)));
 
+    // The first `ensure` creates the Node (three steps done); the next ones fail while the
+    // Ready step waits for KWOK.
     let name = w.order("dn-flaky", "d2.large", "ap-northeast-1").await;
     let waiting = w
         .wait_for(&name, "retrying", |dn| {
-            dn.status
-                .as_ref()
-                .is_some_and(|s| s.steps.iter().any(|st| st.name == StepName::Registering && st.message.as_deref().is_some_and(|m| m.starts_with("Retrying:"))))
+            dn.status.as_ref().is_some_and(|s| s.steps.iter().any(|st| st.name == StepName::Ready && st.message.as_deref().is_some_and(|m| m.starts_with("Retrying:"))))
         })
         .await;
     let status = waiting.status.unwrap();
-    assert_eq!((status.phase, status.progress), (NodePhase::Provisioning, 50), "the steps before the failure stay done");
+    assert_eq!((status.phase, status.progress), (NodePhase::Provisioning, 75), "the steps before the failure stay done");
     let dn = w.wait_phase(&name, NodePhase::Ready).await;
     steps_all_done(&dn);
     assert!(dn.status.as_ref().unwrap().steps.iter().all(|s| s.message.is_none()), "the retry message is cleared");
     let calls = flaky.calls.lock().unwrap().clone();
     // A failure, a success, and possibly repeats from reconciles woken before the cache saw
-    // the newest status: registering again is harmless, and there is still one Node.
-    assert!(calls.iter().filter(|c| **c == "register").count() >= 2, "{calls:?}");
+    // the newest status: ensuring again is harmless, and there is still one Node.
+    assert!(calls.iter().filter(|c| **c == "ensure").count() >= 4, "{calls:?}");
     assert_eq!(w.nodes_of(&dn).await.len(), 1);
     assert_eq!(calls.first(), Some(&"reserve"), "capacity first: {calls:?}");
+}
+
+#[tokio::test]
+async fn a_ready_node_deleted_by_hand_is_replaced_and_the_user_told() {
+    let mut w = World::new().await;
+    w.start(Duration::ZERO);
+    let name = w.order("dn-lost", "d2.large", "ap-northeast-1").await;
+    w.wait_for(&name, "Ready and told", |dn| dn.status.as_ref().is_some_and(|s| s.phase == NodePhase::Ready && s.is_notified())).await;
+    let first = w.nodes().get(&name).await.unwrap();
+
+    w.nodes().delete(&name, &DeleteParams::default()).await.unwrap();
+    let replaced = w
+        .wait_for(&name, "Ready on a new Node, and told", |dn| {
+            dn.status.as_ref().is_some_and(|s| {
+                s.phase == NodePhase::Ready && s.is_notified() && s.conditions.iter().any(|c| c.type_ == "NodeLost" && c.status == "False" && c.reason == "Replaced")
+            })
+        })
+        .await;
+    steps_all_done(&replaced);
+    let node = w.nodes().get(&name).await.expect("the Node is back under the order's name");
+    assert_ne!(node.uid(), first.uid(), "a new Node, not the deleted one");
+    assert_eq!(w.nodes_of(&replaced).await.len(), 1);
+    assert_eq!(replaced.status.as_ref().unwrap().node_name.as_deref(), Some(name.as_str()));
+
+    let ws = w.workspace_id().await;
+    let titles: Vec<String> = w.store.notifications(&ws).await.unwrap().into_iter().filter(|n| n.body.contains(&name)).map(|n| n.title).collect();
+    assert_eq!(titles.iter().filter(|t| *t == "Dedicated node lost").count(), 1, "{titles:?}");
+    assert_eq!(titles.iter().filter(|t| *t == "Dedicated node replaced").count(), 1, "{titles:?}");
+    assert_eq!(titles.iter().filter(|t| *t == "Dedicated node ready").count(), 1, "the first Ready only: {titles:?}");
 }

@@ -1,6 +1,7 @@
 //! What the product tells people when provisioning ends: a notification for the workspace
-//! (use case step 10, and 5a's error) and an audit entry. The controller calls these once per
-//! outcome, guarded by the `UserNotified` condition.
+//! (use case step 10, and 5a's error) and an audit entry; also when a Ready node is lost and
+//! when its replacement is Ready. The controller calls these once per outcome, guarded by the
+//! `UserNotified` condition.
 
 use kube::ResourceExt;
 
@@ -10,6 +11,7 @@ use crate::store::{Store, StoreResult};
 
 pub const ACTION_PROVISION: &str = "provision-dedicated-node";
 pub const ACTION_RELEASE: &str = "release-dedicated-node";
+pub const ACTION_REPLACE: &str = "replace-dedicated-node";
 /// The actor when the order does not say who placed it.
 const ENGINE: &str = "hexabase-provisioning";
 
@@ -36,6 +38,20 @@ impl ProvisioningEvents {
     pub async fn node_failed(&self, dn: &DedicatedNode, error: &ProvisioningError) -> StoreResult<()> {
         let body = format!("{} ({}, {}) could not be provisioned: {}", dn.name_any(), dn.spec.size, dn.spec.region, error.message);
         self.record(dn, ACTION_PROVISION, "failed", Some(("Dedicated node provisioning failed", body))).await
+    }
+
+    /// A Ready node's machine is gone (deleted, or terminated by its provider): the user
+    /// hears it at once, since workloads pinned to it wait until the replacement is Ready.
+    pub async fn node_lost(&self, dn: &DedicatedNode, why: &str) -> StoreResult<()> {
+        let why = if why.is_empty() { String::new() } else { format!(" ({why})") };
+        let body = format!("{} ({}, {}) lost its node{why}. A replacement is being provisioned; pods pinned to the old node wait for it.", dn.name_any(), dn.spec.size, dn.spec.region);
+        self.record(dn, ACTION_REPLACE, "node-lost", Some(("Dedicated node lost", body))).await
+    }
+
+    /// The replacement of a lost node is Ready.
+    pub async fn node_replaced(&self, dn: &DedicatedNode, node: &str) -> StoreResult<()> {
+        let body = format!("{} ({}, {}) is ready for workloads again, on node {node}.", dn.name_any(), dn.spec.size, dn.spec.region);
+        self.record(dn, ACTION_REPLACE, "succeeded", Some(("Dedicated node replaced", body))).await
     }
 
     /// Deletion is audited but not notified: the user asked for it and sees it go.

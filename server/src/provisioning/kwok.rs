@@ -1,79 +1,63 @@
 //! The `kwok` provider: a "cloud" whose machines are Node objects that KWOK (a fake kubelet)
-//! keeps Ready. Regions and their capacity come from the catalogue; what is taken is read
-//! back from the `DedicatedNode` statuses, so the count survives a restart.
+//! keeps Ready. The Node is named after the order and owned by it. Regions and their capacity
+//! come from the catalogue (`quota`); the fast integration tests run on this provider.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use k8s_openapi::api::core::v1::{Node, NodeAddress, NodeSpec, NodeStatus, Taint};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use kube::api::{Api, DeleteParams, ListParams, ObjectMeta, PostParams};
+use kube::api::{Api, DeleteParams, ObjectMeta, PostParams};
+use kube::core::ApiResource;
 use kube::{Client, ResourceExt};
 use time::OffsetDateTime;
-use tokio::sync::Mutex;
 
-use super::provider::{NodeProvider, NodeRequest, Offering, Progress, ProviderError};
-use super::steps::StatusExt;
+use super::provider::{Machine, NodeProvider, NodeRequest, Observation, Offering, Progress, ProviderError, Stage};
+use super::quota::Quota;
 use crate::catalogue::{Catalogue, Size};
 use crate::cluster::labels;
-use crate::crd::DedicatedNode;
 
 /// KWOK manages Nodes carrying this annotation (its `--manage-nodes-with-annotation-selector`).
 pub const KWOK_ANNOTATION: (&str, &str) = ("kwok.x-k8s.io/node", "fake");
 /// The kubelet's default pod limit.
 const MAX_PODS: &str = "110";
-
-/// A slot taken by a reservation whose status may not be written yet.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct Slot {
-    region: String,
-    size: String,
-}
+/// A created Node that is not Ready yet is looked at again this often if no event comes.
+const READY_POLL: Duration = Duration::from_secs(5);
 
 pub struct KwokProvider {
     client: Client,
-    catalogue: Arc<Catalogue>,
+    quota: Quota,
     boot_delay: Duration,
-    /// The label selector of the orders this controller owns (its scope).
-    selector: String,
-    /// Reservations made by this process, by order name. Held across the list-count-decide of
-    /// `reserve`, so two reconciles cannot both take a region's last slot while the first's
-    /// status is not yet written. (One process acts at a time; see ARCHITECTURE.md.)
-    ledger: Mutex<HashMap<String, Slot>>,
 }
 
 impl KwokProvider {
+    /// `selector`: the label selector of the orders this controller owns (its scope).
     pub fn new(client: Client, catalogue: Arc<Catalogue>, boot_delay: Duration, selector: String) -> Self {
-        Self { client, catalogue, boot_delay, selector, ledger: Mutex::new(HashMap::new()) }
+        Self { quota: Quota::new(client.clone(), catalogue, selector), client, boot_delay }
     }
 
     fn nodes(&self) -> Api<Node> {
         Api::all(self.client.clone())
     }
 
-    /// Who holds each slot now: orders whose status says so, plus this process's reservations
-    /// for orders that still exist and have not failed.
-    async fn holders(&self, ledger: &HashMap<String, Slot>) -> Result<HashMap<Slot, HashSet<String>>, ProviderError> {
-        let orders = Api::<DedicatedNode>::all(self.client.clone()).list(&ListParams::default().labels(&self.selector)).await?;
-        let mut live = HashSet::new();
-        let mut held: HashMap<Slot, HashSet<String>> = HashMap::new();
-        for dn in &orders {
-            let failed = dn.status.as_ref().is_some_and(|s| s.phase == crate::crd::NodePhase::Failed);
-            if !failed {
-                live.insert(dn.name_any());
-            }
-            if dn.status.as_ref().is_some_and(|s| s.holds_capacity()) {
-                held.entry(Slot { region: dn.spec.region.clone(), size: dn.spec.size.clone() }).or_default().insert(dn.name_any());
-            }
+    /// Where an existing Node named after the order stands.
+    fn judge(&self, req: &NodeRequest, node: &Node) -> Result<Observation, ProviderError> {
+        let ours = match &req.owner {
+            Some(owner) => node.owner_references().iter().any(|o| o.uid == owner.uid),
+            None => node.labels().get(labels::WORKSPACE) == Some(&req.workspace),
+        };
+        if !ours {
+            return Err(ProviderError::NameTaken(req.name.clone()));
         }
-        for (name, slot) in ledger {
-            if live.contains(name) {
-                held.entry(slot.clone()).or_default().insert(name.clone());
-            }
+        if node.metadata.deletion_timestamp.is_some() {
+            return Ok(Observation::new(Machine::Terminating).note(format!("Node {} is being deleted", req.name)).retry_after(Duration::from_secs(1)));
         }
-        Ok(held)
+        let ready = node.status.as_ref().and_then(|s| s.conditions.as_ref()).is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+        let stage = if ready { Stage::Ready } else { Stage::Initialized };
+        let obs = Observation::new(Machine::Up { stage, node: Some(req.name.clone()) });
+        Ok(if ready { obs } else { obs.note(format!("waiting for KWOK to report Node {} Ready", req.name)).retry_after(READY_POLL) })
     }
 }
 
@@ -83,64 +67,42 @@ impl NodeProvider for KwokProvider {
         "kwok"
     }
 
+    fn machine_kind(&self) -> ApiResource {
+        ApiResource::erase::<Node>(&())
+    }
+
     async fn reserve(&self, req: &NodeRequest) -> Result<(), ProviderError> {
-        let mut ledger = self.ledger.lock().await;
-        let slot = Slot { region: req.region.clone(), size: req.size.id.clone() };
-        let held = self.holders(&ledger).await?;
-        let holders = held.get(&slot);
-        if holders.is_some_and(|h| h.contains(&req.name)) {
-            return Ok(());
-        }
-        let taken = holders.map_or(0, |h| h.len());
-        if taken >= self.catalogue.capacity(&req.region, &req.size.id) as usize {
-            return Err(ProviderError::InsufficientCapacity { region: req.region.clone(), size: req.size.id.clone() });
-        }
-        ledger.insert(req.name.clone(), slot);
-        Ok(())
+        self.quota.reserve(req).await
     }
 
-    async fn launch(&self, _req: &NodeRequest, since: OffsetDateTime) -> Result<Progress, ProviderError> {
-        // Nothing boots; the wait makes the steps visible in the UI as they would be on a cloud.
-        let elapsed = (OffsetDateTime::now_utc() - since).try_into().unwrap_or(Duration::ZERO);
-        Ok(match self.boot_delay.checked_sub(elapsed) {
-            Some(left) if !left.is_zero() => Progress::InProgress { retry_after: left },
-            _ => Progress::Done,
-        })
-    }
-
-    async fn register(&self, req: &NodeRequest) -> Result<Progress, ProviderError> {
+    async fn ensure(&self, req: &NodeRequest, since: OffsetDateTime) -> Result<Observation, ProviderError> {
         let nodes = self.nodes();
+        if let Some(node) = nodes.get_opt(&req.name).await? {
+            return self.judge(req, &node);
+        }
+        // Nothing boots; the wait makes the steps visible in the UI as they would be on a cloud.
+        let elapsed: Duration = (OffsetDateTime::now_utc() - since).try_into().unwrap_or(Duration::ZERO);
+        if let Some(left) = self.boot_delay.checked_sub(elapsed).filter(|d| !d.is_zero()) {
+            return Ok(Observation::new(Machine::Up { stage: Stage::Launched, node: None }).note("booting").retry_after(left));
+        }
         match nodes.create(&PostParams::default(), &node_manifest(req)).await {
-            Ok(_) => Ok(Progress::Done),
-            // A restart after the create: the Node is ours if it names this order as owner.
-            Err(kube::Error::Api(e)) if e.code == 409 => {
-                let existing = nodes.get(&req.name).await?;
-                let ours = match &req.owner {
-                    Some(owner) => existing.owner_references().iter().any(|o| o.uid == owner.uid),
-                    None => existing.labels().get(labels::WORKSPACE) == Some(&req.workspace),
-                };
-                if ours {
-                    Ok(Progress::Done)
-                } else {
-                    Err(ProviderError::NameTaken(req.name.clone()))
-                }
-            }
+            Ok(node) => self.judge(req, &node),
+            // A restart after the create, or a race: judge what is there.
+            Err(kube::Error::Api(e)) if e.code == 409 => self.judge(req, &nodes.get(&req.name).await?),
             Err(e) => Err(e.into()),
         }
     }
 
-    async fn offerings(&self) -> Result<Vec<Offering>, ProviderError> {
-        let ledger = self.ledger.lock().await;
-        let held = self.holders(&ledger).await?;
-        let mut out = Vec::new();
-        for region in self.catalogue.regions() {
-            for size in self.catalogue.sizes() {
-                let slot = Slot { region: region.id.clone(), size: size.id.clone() };
-                let taken = held.get(&slot).map_or(0, |h| h.len()) as u32;
-                out.push(Offering { region: region.id.clone(), size: size.id.clone(), available: region.capacity_of(&size.id).saturating_sub(taken) });
-            }
+    async fn observe(&self, req: &NodeRequest) -> Result<Observation, ProviderError> {
+        match self.nodes().get_opt(&req.name).await? {
+            // The Node's own events wake the order; a Ready order is not polled.
+            Some(node) => Ok(Observation { retry_after: None, ..self.judge(req, &node)? }),
+            None => Ok(Observation::new(Machine::Absent).note(format!("Node {} was deleted", req.name))),
         }
-        Ok(out)
+    }
+
+    async fn offerings(&self) -> Result<Vec<Offering>, ProviderError> {
+        self.quota.offerings().await
     }
 
     async fn release(&self, name: &str) -> Result<Progress, ProviderError> {
@@ -153,7 +115,7 @@ impl NodeProvider for KwokProvider {
         if !gone {
             return Ok(Progress::InProgress { retry_after: Duration::from_secs(2) });
         }
-        self.ledger.lock().await.remove(name);
+        self.quota.forget(name).await;
         Ok(Progress::Done)
     }
 }
@@ -232,7 +194,16 @@ mod tests {
             name: "dn-1".into(),
             workspace: "acme-production".into(),
             region: "ap-northeast-1".into(),
-            size: Size { id: "d2.large".into(), vcpu: 2, memory_gib: 8, storage_gib: 100, network_gbps: 5.0, hourly_usd: 0.1, description: String::new() },
+            size: Size {
+                id: "d2.large".into(),
+                vcpu: 2,
+                memory_gib: 8,
+                storage_gib: 100,
+                network_gbps: 5.0,
+                hourly_usd: 0.1,
+                description: String::new(),
+                instance_types: Default::default(),
+            },
             owner: None,
         }
     }

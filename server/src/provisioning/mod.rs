@@ -1,13 +1,17 @@
 //! Provisioning of dedicated nodes.
 //!
 //! A `DedicatedNode` order is walked through its steps (capacity reserved, booting,
-//! registering, ready) by a kube-runtime controller; a `NodeProvider` does each step's work
-//! (`kwok` today). The server installs the platform (`engine::install`), then spawns `run`.
+//! registering, ready) by a kube-runtime controller; a `NodeProvider` makes the machine and
+//! says how far it has come: `karpenter` (a NodeClaim per order, launched by Karpenter) or
+//! `kwok` (Node objects KWOK keeps Ready). The server installs the platform
+//! (`engine::install`), then spawns `run`.
 
 mod controller;
 pub mod events;
+pub mod karpenter;
 pub mod kwok;
 pub mod provider;
+mod quota;
 pub mod steps;
 
 use std::sync::Arc;
@@ -17,7 +21,8 @@ use kube::Client;
 
 pub use controller::{run, FINALIZER};
 pub use events::ProvisioningEvents;
-pub use provider::{NodeProvider, NodeRequest, Offering, Progress, ProviderError};
+pub use karpenter::{KarpenterConfig, KarpenterProvider};
+pub use provider::{Machine, NodeProvider, NodeRequest, Observation, Offering, Progress, ProviderError, Stage};
 
 use crate::catalogue::Catalogue;
 use crate::crd::{DedicatedNode, ProvisioningError};
@@ -38,6 +43,34 @@ impl Default for Config {
     }
 }
 
+/// Which provider makes the machines (`--node-provider`), with its settings.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum ProviderChoice {
+    /// Node objects that KWOK keeps Ready (the fast tests; no cloud, no Karpenter).
+    #[default]
+    Kwok,
+    /// A NodeClaim per order, launched by Karpenter (locally its kwok cloud provider).
+    Karpenter(KarpenterConfig),
+}
+
+/// The provider a choice names, scoped like the controller (`config.scope`).
+pub fn provider(choice: &ProviderChoice, client: Client, catalogue: Arc<Catalogue>, config: &Config) -> Arc<dyn NodeProvider> {
+    let selector = config.scope.selector();
+    match choice {
+        ProviderChoice::Kwok => Arc::new(kwok::KwokProvider::new(client, catalogue, config.step_delay, selector)),
+        ProviderChoice::Karpenter(k) => Arc::new(KarpenterProvider::new(client, catalogue, selector, k.clone())),
+    }
+}
+
+/// Checked at start-up: the catalogue maps what the chosen provider needs (Karpenter: an
+/// instance type for every size).
+pub fn check_catalogue(choice: &ProviderChoice, catalogue: &Catalogue) -> std::result::Result<(), crate::catalogue::CatalogueError> {
+    match choice {
+        ProviderChoice::Kwok => Ok(()),
+        ProviderChoice::Karpenter(_) => catalogue.require_instance_types(karpenter::PROVIDER),
+    }
+}
+
 /// What every reconcile needs.
 pub struct Context {
     pub client: Client,
@@ -50,8 +83,13 @@ pub struct Context {
 impl Context {
     /// A context with the kwok provider.
     pub fn new(client: Client, store: Store, catalogue: Arc<Catalogue>, config: Config) -> Self {
-        let provider = kwok::KwokProvider::new(client.clone(), catalogue.clone(), config.step_delay, config.scope.selector());
-        Self::with_provider(client, store, catalogue, config, Arc::new(provider))
+        Self::for_choice(&ProviderChoice::Kwok, client, store, catalogue, config)
+    }
+
+    /// A context with the provider `choice` names.
+    pub fn for_choice(choice: &ProviderChoice, client: Client, store: Store, catalogue: Arc<Catalogue>, config: Config) -> Self {
+        let provider = provider(choice, client.clone(), catalogue.clone(), &config);
+        Self::with_provider(client, store, catalogue, config, provider)
     }
 
     pub fn with_provider(client: Client, store: Store, catalogue: Arc<Catalogue>, config: Config, provider: Arc<dyn NodeProvider>) -> Self {
@@ -91,7 +129,7 @@ pub enum Error {
     Transition(#[from] steps::InvalidTransition),
     #[error("{0}")]
     Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
-    #[error("node {0} is still being deleted")]
+    #[error("the machine of {0} is still being deleted")]
     NodeStillExists(String),
 }
 

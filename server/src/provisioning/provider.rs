@@ -1,22 +1,25 @@
-//! The seam between the provisioning controller and whatever makes machines: `kwok` today,
-//! Karpenter NodeClaims or Cluster API Machines later. The controller owns the order of the
-//! steps and the status; a provider only does one step's work when asked, and must be safe to
-//! ask again (a restarted controller repeats the step it was in).
+//! The seam between the provisioning controller and whatever makes machines: `kwok` (Node
+//! objects that KWOK keeps Ready) and `karpenter` (one NodeClaim per order, launched by the
+//! real Karpenter controller). The controller owns the steps, their order and the status; a
+//! provider holds capacity, makes progress towards a Ready machine when asked, and says how far
+//! the machine has come. Every call must be safe to repeat: a restarted controller asks again.
 
 use std::time::Duration;
 
 use async_trait::async_trait;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use kube::core::ApiResource;
 use time::OffsetDateTime;
 
 use crate::catalogue::Size;
+use crate::crd::StepName;
 
 /// One machine the controller wants: everything a provider needs, resolved from the
 /// `DedicatedNode` and the catalogue.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NodeRequest {
-    /// The `DedicatedNode`'s name; the Node gets the same name, so a repeated request can
-    /// never create a second machine.
+    /// The `DedicatedNode`'s name. What a provider creates for the order carries it (its name,
+    /// or the `hexabase.ai/dedicated-node` label), so asking again never makes a second machine.
     pub name: String,
     pub workspace: String,
     pub region: String,
@@ -25,11 +28,89 @@ pub struct NodeRequest {
     pub owner: Option<OwnerReference>,
 }
 
-/// A step either finished or needs another look later.
+/// Something that either finished or needs another look later.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Progress {
     Done,
     InProgress { retry_after: Duration },
+}
+
+/// How far a machine has come; each stage implies the ones before. They are Karpenter's
+/// NodeClaim conditions in Karpenter's own order, and each ends one provisioning step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Stage {
+    /// Asked for; nothing launched yet.
+    Requested,
+    /// The cloud handed out the machine, so the capacity is really held (`Launched`).
+    /// Ends "Capacity reserved".
+    Launched,
+    /// The machine booted and its kubelet registered a Node (`Registered`). Ends "Booting".
+    Registered,
+    /// The Node carries the order's labels and taint and reports its resources
+    /// (`Initialized`). Ends "Registering with the cluster"; the Node's name is known from here.
+    Initialized,
+    /// The Node is Ready (`Ready`). Ends "Ready".
+    Ready,
+}
+
+impl Stage {
+    /// The stage that ends a step.
+    pub fn ending(step: StepName) -> Stage {
+        match step {
+            StepName::CapacityReserved => Stage::Launched,
+            StepName::Booting => Stage::Registered,
+            StepName::Registering => Stage::Initialized,
+            StepName::Ready => Stage::Ready,
+        }
+    }
+}
+
+/// The order's machine as the provider sees it now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Machine {
+    /// Nothing exists for the order: never made, refused, or gone.
+    Absent,
+    /// Being torn down (by someone, or by its provider): not usable any more.
+    Terminating,
+    /// Exists, this far along; `node` is the Node's name, known from `Initialized` on.
+    Up { stage: Stage, node: Option<String> },
+}
+
+/// What a provider reports about an order's machine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Observation {
+    pub machine: Machine,
+    /// What the provider is waiting for, in its own words (shown on the running step, and the
+    /// user's explanation when a Ready order's machine is lost).
+    pub note: Option<String>,
+    /// Look again this soon if no watch event comes first.
+    pub retry_after: Option<Duration>,
+}
+
+impl Observation {
+    pub fn new(machine: Machine) -> Self {
+        Self { machine, note: None, retry_after: None }
+    }
+
+    pub fn note(mut self, note: impl Into<String>) -> Self {
+        self.note = Some(note.into());
+        self
+    }
+
+    pub fn retry_after(mut self, after: Duration) -> Self {
+        self.retry_after = Some(after);
+        self
+    }
+
+    /// The stage reached and the Node's name; a machine past `Initialized` without a Node name
+    /// counts as `Registered` (the name is what the rest of the platform needs).
+    pub fn reached(&self) -> (Option<Stage>, Option<&str>) {
+        match &self.machine {
+            Machine::Up { stage, node: Some(node) } => (Some(*stage), Some(node.as_str())),
+            Machine::Up { stage, node: None } => (Some((*stage).min(Stage::Registered)), None),
+            Machine::Absent | Machine::Terminating => (None, None),
+        }
+    }
 }
 
 /// Room left for one size in one region.
@@ -42,13 +123,14 @@ pub struct Offering {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProviderError {
-    /// The region has no room for the size; nothing was created.
+    /// The region has no room for the size: the platform's count, or the cloud refused the
+    /// launch. Nothing is left running for the order.
     #[error("no capacity left for {size} in {region}")]
     InsufficientCapacity { region: String, size: String },
     #[error("{0} not found")]
     NotFound(String),
     /// The machine's name is taken by something this platform did not create for this order.
-    #[error("node name {0} is already used by another node")]
+    #[error("the name {0} is already used by a machine this order did not make")]
     NameTaken(String),
     #[error("Kubernetes API: {0}")]
     Kube(#[from] kube::Error),
@@ -71,33 +153,63 @@ impl ProviderError {
 
 #[async_trait]
 pub trait NodeProvider: Send + Sync {
-    /// A short name for logs ("kwok").
+    /// A short name for logs and the catalogue's per-provider mappings ("kwok", "karpenter").
     fn name(&self) -> &'static str;
 
-    /// Holds room in `req.region` for one node of `req.size`.
-    /// Contract: idempotent per `req.name` (asking again for a request that already holds room
+    /// The kind of object the provider makes for an order, with the order as its controller
+    /// owner and the label `hexabase.ai/node-pool=dedicated`: the controller watches it, so a
+    /// change (a condition, a deletion) wakes the order at once.
+    fn machine_kind(&self) -> ApiResource;
+
+    /// How long a step may run before the order fails naming it; `None`: no limit.
+    fn step_timeout(&self, _step: StepName) -> Option<Duration> {
+        None
+    }
+
+    /// Holds one of the region's slots for the size (the catalogue's count) before anything is
+    /// created. Contract: idempotent per `req.name` (asking again for a request that holds room
     /// succeeds and takes no second slot); two concurrent calls for different requests never
     /// both take the last slot; on `InsufficientCapacity` nothing is held or created.
-    /// (Karpenter: the offering's availability; Cluster API: a quota check.)
     async fn reserve(&self, req: &NodeRequest) -> Result<(), ProviderError>;
 
-    /// Starts the machine and reports whether it has finished booting.
-    /// Contract: idempotent; `since` is when the controller first asked (kept in the status),
-    /// so a restarted controller waits for the same boot instead of starting another.
-    /// (Karpenter: create the NodeClaim, Done when Launched; kwok: wait the boot delay.)
-    async fn launch(&self, req: &NodeRequest, since: OffsetDateTime) -> Result<Progress, ProviderError>;
+    /// Makes progress towards a Ready machine and says where it stands. Contract: creates what
+    /// is missing and never a second machine for the same order; a machine left by an earlier
+    /// attempt for another size or region is torn down first (`Terminating`); fails with
+    /// `InsufficientCapacity` when the cloud refused the launch (nothing is left running).
+    /// `since` is when this attempt began (kept in the status), so a restarted controller
+    /// waits for the same boot instead of starting another.
+    async fn ensure(&self, req: &NodeRequest, since: OffsetDateTime) -> Result<Observation, ProviderError>;
 
-    /// Makes sure the machine is registered as the Node named `req.name`.
-    /// Contract: idempotent; never creates a second Node; fails with `NameTaken` if a Node of
-    /// that name exists that was not made for this request.
-    /// (Karpenter: wait for the kubelet to register; kwok: create the Node object.)
-    async fn register(&self, req: &NodeRequest) -> Result<Progress, ProviderError>;
+    /// Where the order's machine stands, creating nothing (the health check of a Ready order).
+    /// May tidy up what the provider left behind for the order (Karpenter: stray Nodes).
+    async fn observe(&self, req: &NodeRequest) -> Result<Observation, ProviderError>;
 
     /// Room left now for every size in every region the provider knows; used to suggest
     /// alternatives after an `InsufficientCapacity` error.
     async fn offerings(&self) -> Result<Vec<Offering>, ProviderError>;
 
-    /// Deletes the machine and its Node and frees the reservation of the order `name`.
-    /// Contract: idempotent; `Done` once nothing is left (also when nothing ever existed).
+    /// Deletes the order's machine and its Node and frees its slot. Contract: idempotent;
+    /// `Done` once nothing is left (also when nothing ever existed).
     async fn release(&self, name: &str) -> Result<Progress, ProviderError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_step_ends_at_its_own_stage_in_order() {
+        let stages: Vec<Stage> = StepName::ALL.iter().map(|&s| Stage::ending(s)).collect();
+        assert_eq!(stages, vec![Stage::Launched, Stage::Registered, Stage::Initialized, Stage::Ready]);
+        assert!(stages.windows(2).all(|w| w[0] < w[1]));
+    }
+
+    #[test]
+    fn a_machine_counts_as_initialized_only_with_a_node_name() {
+        let up = |stage, node: Option<&str>| Observation::new(Machine::Up { stage, node: node.map(String::from) });
+        assert_eq!(up(Stage::Ready, Some("n")).reached(), (Some(Stage::Ready), Some("n")));
+        assert_eq!(up(Stage::Ready, None).reached(), (Some(Stage::Registered), None));
+        assert_eq!(up(Stage::Launched, None).reached(), (Some(Stage::Launched), None));
+        assert_eq!(Observation::new(Machine::Terminating).reached(), (None, None));
+    }
 }

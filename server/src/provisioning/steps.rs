@@ -9,11 +9,42 @@ use crate::catalogue::Catalogue;
 use crate::crd::{Alternative, DedicatedNodeStatus, NodePhase, ProvisioningError, ProvisioningStep, StepName, StepState};
 use crate::engine::time::{parse_rfc3339, rfc3339};
 
-/// Condition recording that the user was told how provisioning ended (so a re-run of the
-/// reconcile after a restart does not tell them twice).
+/// Condition recording what the user was last told (its reason: `Ready`, `Failed` or
+/// `NodeLost`), so a re-run of the reconcile after a restart does not tell them twice.
 pub const NOTIFIED: &str = "UserNotified";
+/// Condition: the order holds one of its region's slots for its size (the catalogue's count),
+/// from the platform's check until the order fails or is gone.
+pub const CAPACITY_HELD: &str = "CapacityHeld";
+/// Condition: True while a Ready order's machine was lost and a replacement is being made;
+/// False (reason `Replaced`) once the replacement is Ready and the user was told.
+pub const NODE_LOST: &str = "NodeLost";
 pub const REASON_INSUFFICIENT_CAPACITY: &str = "InsufficientCapacity";
 pub const REASON_INVALID_SPEC: &str = "InvalidSpec";
+pub const REASON_TIMEOUT: &str = "StepTimedOut";
+pub const REASON_NODE_LOST: &str = "NodeLost";
+pub const REASON_REPLACED: &str = "Replaced";
+
+/// Something the user hears about, once each time it happens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum News {
+    Ready,
+    /// Ready again on a new machine after a loss.
+    Replaced,
+    Failed,
+    /// A Ready order's machine is gone; a replacement is under way.
+    NodeLost,
+}
+
+impl News {
+    /// The reason the `UserNotified` condition records once told.
+    fn reason(self) -> &'static str {
+        match self {
+            News::Ready | News::Replaced => "Ready",
+            News::Failed => "Failed",
+            News::NodeLost => REASON_NODE_LOST,
+        }
+    }
+}
 
 /// The condition type that mirrors a step being done (Karpenter style: one condition a step).
 pub fn condition_type(step: StepName) -> &'static str {
@@ -69,7 +100,17 @@ pub trait StatusExt {
     fn note(&mut self, name: StepName, message: Option<String>);
     /// Whether this order holds one of its region's slots for its size.
     fn holds_capacity(&self) -> bool;
+    /// Records that the platform's check passed: the order holds a slot from now on.
+    fn hold_capacity(&mut self, generation: Option<i64>, now: OffsetDateTime);
+    /// What the user has yet to hear about, oldest first (a loss before the Ready after it).
+    fn news(&self) -> Option<News>;
+    /// Records that the user heard `news`.
+    fn told(&mut self, news: News, generation: Option<i64>, now: OffsetDateTime);
+    /// Nothing left to tell about the order as it stands (and something was told).
     fn is_notified(&self) -> bool;
+    /// A Ready order's machine is gone: every step runs again for a replacement (the slot
+    /// stays held), and the user will hear why.
+    fn node_lost(&mut self, why: &str, generation: Option<i64>, now: OffsetDateTime);
     /// Phase, progress and the step conditions, recomputed from the steps.
     fn settle(&mut self, generation: Option<i64>, now: OffsetDateTime);
     fn set_condition(&mut self, type_: &str, ok: bool, reason: &str, message: &str, generation: Option<i64>, now: OffsetDateTime);
@@ -123,11 +164,46 @@ impl StatusExt for DedicatedNodeStatus {
     }
 
     fn holds_capacity(&self) -> bool {
-        self.phase != NodePhase::Failed && self.step(StepName::CapacityReserved).is_some_and(|s| s.state == StepState::Done)
+        self.phase != NodePhase::Failed
+            && !self.steps.iter().any(|s| s.state == StepState::Failed)
+            && (condition_true(self, CAPACITY_HELD) || self.step(StepName::CapacityReserved).is_some_and(|s| s.state == StepState::Done))
+    }
+
+    fn hold_capacity(&mut self, generation: Option<i64>, now: OffsetDateTime) {
+        self.set_condition(CAPACITY_HELD, true, "Reserved", "", generation, now);
+    }
+
+    fn news(&self) -> Option<News> {
+        let told = self.conditions.iter().find(|c| c.type_ == NOTIFIED && c.status == "True").map(|c| c.reason.as_str());
+        let lost = condition_true(self, NODE_LOST);
+        if lost && told != Some(REASON_NODE_LOST) {
+            return Some(News::NodeLost);
+        }
+        let outcome = match self.phase {
+            NodePhase::Ready if lost => News::Replaced,
+            NodePhase::Ready => News::Ready,
+            NodePhase::Failed => News::Failed,
+            _ => return None,
+        };
+        (told != Some(outcome.reason())).then_some(outcome)
+    }
+
+    fn told(&mut self, news: News, generation: Option<i64>, now: OffsetDateTime) {
+        self.set_condition(NOTIFIED, true, news.reason(), "", generation, now);
+        if news == News::Replaced {
+            self.set_condition(NODE_LOST, false, REASON_REPLACED, "", generation, now);
+        }
     }
 
     fn is_notified(&self) -> bool {
-        self.conditions.iter().any(|c| c.type_ == NOTIFIED && c.status == "True")
+        self.news().is_none() && condition_true(self, NOTIFIED)
+    }
+
+    fn node_lost(&mut self, why: &str, generation: Option<i64>, now: OffsetDateTime) {
+        let steps = fresh().steps;
+        self.steps = steps;
+        self.node_name = None;
+        self.set_condition(NODE_LOST, true, REASON_NODE_LOST, why, generation, now);
     }
 
     fn settle(&mut self, generation: Option<i64>, now: OffsetDateTime) {
@@ -166,6 +242,10 @@ impl StatusExt for DedicatedNodeStatus {
     }
 }
 
+fn condition_true(status: &DedicatedNodeStatus, type_: &str) -> bool {
+    status.conditions.iter().any(|c| c.type_ == type_ && c.status == "True")
+}
+
 /// The step entry, created if an older status lacks it.
 fn step_mut(status: &mut DedicatedNodeStatus, name: StepName) -> &mut ProvisioningStep {
     if let Some(i) = status.steps.iter().position(|s| s.name == name) {
@@ -196,6 +276,20 @@ pub fn alternatives(catalogue: &Catalogue, offerings: &[Offering], region: &str,
         .collect();
     other_sizes_here.sort_by(|a, b| a.monthly_cost_usd.total_cmp(&b.monthly_cost_usd));
     same_size_elsewhere.chain(other_sizes_here).collect()
+}
+
+/// The user-facing message for a step that ran past its limit; `waiting` is what the
+/// provider was waiting for.
+pub fn timed_out(step: StepName, limit: std::time::Duration, waiting: Option<&str>) -> ProvisioningError {
+    let limit = match limit.as_secs() {
+        s if s >= 120 && s % 60 == 0 => format!("{} minutes", s / 60),
+        s => format!("{s} s"),
+    };
+    let waiting = waiting.map(|w| format!(" ({w})")).unwrap_or_default();
+    ProvisioningError {
+        reason: REASON_TIMEOUT.into(),
+        message: format!("{} did not finish within {limit}{waiting}. Its machine is released; order again, or pick another region or size.", step.label()),
+    }
 }
 
 /// The user-facing message for no room.
@@ -294,6 +388,80 @@ mod tests {
         s.settle(None, T1);
         assert_eq!(s.phase, NodePhase::Deleting, "deleting is kept, and the slot stays held until the node is gone");
         assert!(s.holds_capacity());
+    }
+
+    fn ready(s: &mut DedicatedNodeStatus) {
+        for &name in StepName::ALL {
+            if s.next_step() == Some(name) {
+                walk(s, name);
+            }
+        }
+        s.settle(Some(1), T1);
+    }
+
+    #[test]
+    fn the_slot_is_held_from_the_platforms_check_until_failure() {
+        let mut s = fresh();
+        s.start(StepName::CapacityReserved, T0).unwrap();
+        s.settle(Some(1), T0);
+        assert!(!s.holds_capacity(), "a step that started is not yet a slot");
+        s.hold_capacity(Some(1), T0);
+        assert!(s.holds_capacity(), "held while the provider launches");
+        s.fail(StepName::CapacityReserved, T1, insufficient_capacity("a", "x"), vec![]).unwrap();
+        assert!(!s.holds_capacity(), "a refused launch frees it at once");
+        s.settle(Some(1), T1);
+        assert!(!s.holds_capacity());
+    }
+
+    #[test]
+    fn each_outcome_is_news_once_and_a_lost_node_is_told_before_its_replacement() {
+        let mut s = fresh();
+        s.settle(Some(1), T0);
+        assert_eq!(s.news(), None, "nothing to tell while provisioning");
+        ready(&mut s);
+        s.node_name = Some("n-1".into());
+        assert_eq!((s.news(), s.is_notified()), (Some(News::Ready), false));
+        s.told(News::Ready, Some(1), T1);
+        assert_eq!((s.news(), s.is_notified()), (None, true));
+
+        s.node_lost("Node n-1 was deleted", Some(1), T1);
+        s.settle(Some(1), T1);
+        assert_eq!((s.phase, s.progress, s.node_name.as_deref()), (NodePhase::Pending, 0, None));
+        assert!(s.steps.iter().all(|st| st.state == StepState::Pending && st.started_at.is_none()), "every step runs again");
+        assert_eq!(s.news(), Some(News::NodeLost));
+        // The replacement may be Ready before the loss was told: the loss still comes first.
+        ready(&mut s);
+        assert_eq!(s.news(), Some(News::NodeLost));
+        s.told(News::NodeLost, Some(1), T1);
+        assert_eq!(s.news(), Some(News::Replaced));
+        s.told(News::Replaced, Some(1), T1);
+        assert_eq!((s.news(), s.is_notified()), (None, true));
+        let lost = s.conditions.iter().find(|c| c.type_ == NODE_LOST).unwrap();
+        assert_eq!((lost.status.as_str(), lost.reason.as_str()), ("False", REASON_REPLACED));
+
+        // A second loss is news again.
+        s.node_lost("gone again", Some(1), T1);
+        s.settle(Some(1), T1);
+        assert_eq!(s.news(), Some(News::NodeLost));
+    }
+
+    #[test]
+    fn a_failure_is_news_once() {
+        let mut s = fresh();
+        s.start(StepName::CapacityReserved, T0).unwrap();
+        s.fail(StepName::CapacityReserved, T1, insufficient_capacity("a", "x"), vec![]).unwrap();
+        s.settle(Some(1), T1);
+        assert_eq!(s.news(), Some(News::Failed));
+        s.told(News::Failed, Some(1), T1);
+        assert!(s.is_notified());
+    }
+
+    #[test]
+    fn a_timeout_names_the_step_and_what_it_waited_for() {
+        let e = timed_out(StepName::Booting, std::time::Duration::from_secs(600), Some("waiting for Karpenter: NodeClaim x Registered=Unknown"));
+        assert_eq!(e.reason, REASON_TIMEOUT);
+        assert!(e.message.starts_with("Booting did not finish within 10 minutes (waiting for Karpenter: NodeClaim x Registered=Unknown). Its machine"), "{}", e.message);
+        assert!(timed_out(StepName::Ready, std::time::Duration::from_secs(3), None).message.starts_with("Ready did not finish within 3 s. Its"));
     }
 
     #[test]

@@ -2,8 +2,13 @@
 //! PostgreSQL database, a cookie-keeping HTTP client, and a client for the local cluster.
 #![allow(dead_code)]
 
+pub mod availability;
+pub mod chart;
 pub mod cluster;
+pub mod dashboard;
+pub mod faults;
 pub mod prometheus;
+pub mod scenario;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -83,9 +88,14 @@ impl TestServer {
             // Tests that need the engine run it themselves, scoped to their own objects.
             engine: false,
             lease_namespace: "kube-system".into(),
+            controller_scope: None,
             prometheus_url: None,
             latency_query: None,
             provision_step_delay_ms: 0,
+            node_provider: server::config::NodeProviderKind::Kwok,
+            karpenter_node_class_group: "karpenter.kwok.sh".into(),
+            karpenter_node_class_kind: "KWOKNodeClass".into(),
+            karpenter_node_class_name: "default".into(),
             replica_id: "test".into(),
             // Often, so the test of the purge does not wait long.
             session_purge_interval_secs: 1,

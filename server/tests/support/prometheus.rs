@@ -196,6 +196,14 @@ impl PromHarness {
         series.latency_s = ms / 1000.0;
     }
 
+    /// Stops Prometheus (SIGKILL), as an outage would: its URL refuses connections from now on.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
     /// The current exposition text, as Prometheus sees it.
     pub fn metrics_text(&self) -> String {
         render(&self.registry)
