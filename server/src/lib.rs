@@ -66,9 +66,9 @@ pub async fn build_state(config: &Config) -> anyhow::Result<AppState> {
     }
     purge_expired_sessions(store.clone(), Duration::from_secs(config.session_purge_interval_secs.max(1)));
     let backend =
-        DashboardBackend::new(store.clone(), kube.clone(), catalogue, config.prometheus_url.is_some(), LoginLimiter::default(), config.secure_cookies);
+        DashboardBackend::new(store.clone(), kube.clone(), catalogue, config.prometheus_url.is_some(), LoginLimiter::default(), config.cookies_secure());
     let leptos = LeptosOptions::builder().output_name("hexabase").site_root(config.site_root.as_str()).site_pkg_dir("pkg").site_addr(config.listen).build();
-    Ok(AppState { leptos, store, backend, kube, metrics: Arc::new(metrics::Metrics::default()) })
+    Ok(AppState { leptos, store, backend, kube, metrics: Arc::new(metrics::Metrics::default()), trusted_proxies: config.trusted_proxies.clone().into() })
 }
 
 /// Installs the platform's objects and, while this replica holds the engine lease, runs the

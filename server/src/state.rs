@@ -17,6 +17,8 @@ pub struct AppState {
     pub backend: SharedBackend,
     pub kube: Option<kube::Client>,
     pub metrics: Arc<Metrics>,
+    /// Proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Arc<[ipnet::IpNet]>,
 }
 
 impl FromRef<AppState> for LeptosOptions {
