@@ -4,6 +4,8 @@
 
 pub mod components;
 pub mod error;
+#[cfg(feature = "hydrate")]
+pub mod live;
 pub mod model;
 pub mod pages;
 

@@ -263,3 +263,76 @@ fn cookies_are_secure_unless_the_server_listens_on_loopback() {
     let forced = server::config::Config::parse_from(["server", "--listen", "0.0.0.0:3000", "--secure-cookies", "false"]);
     assert!(!forced.cookies_secure());
 }
+
+/// A live stream is a held connection and a watch on the API server: one session may hold
+/// only a few, and they end with the session (signed out here, or replaced by a sign-in
+/// elsewhere), not when the tab is closed some day.
+#[tokio::test]
+async fn live_streams_are_bounded_per_session_and_end_with_it() {
+    use kube::api::{Api, DeleteParams, PostParams};
+    use server::crd::{DedicatedNode, DedicatedNodeSpec};
+    use server::live::STREAMS_PER_SESSION;
+
+    let srv = TestServer::start(DbKind::Sqlite).await;
+    let client = support::cluster::client().await;
+    server::engine::install::ensure_platform(client.clone()).await.expect("platform installed");
+    // A node of the demo workspace that nothing provisions (no engine runs): never settled.
+    let node = support::cluster::name("t-live");
+    let mut dn = DedicatedNode::new(
+        &node,
+        DedicatedNodeSpec {
+            workspace: "acme-production".into(),
+            size: "d2.large".into(),
+            region: "ap-northeast-1".into(),
+            requested_by: "dev@example.com".into(),
+        },
+    );
+    dn.metadata.labels = Some([("hexabase.ai/workspace".to_string(), "acme-production".to_string())].into());
+    let orders: Api<DedicatedNode> = Api::all(client.clone());
+    orders.create(&PostParams::default(), &dn).await.unwrap();
+
+    let url = format!("{}/api/events/w/acme-production/nodes/{node}", srv.base);
+    // Open, and read the first event: the stream is being served.
+    let open = |http: reqwest::Client| {
+        let url = url.clone();
+        async move {
+            let mut r = http.get(&url).send().await.unwrap();
+            assert_eq!(r.status(), StatusCode::OK);
+            let first = r.chunk().await.unwrap().expect("a first event");
+            assert!(String::from_utf8_lossy(&first).contains("event: progress"));
+            r
+        }
+    };
+    // Ends within a few seconds (its rest is read and dropped).
+    let ends = |mut r: reqwest::Response| async move {
+        let rest = tokio::time::timeout(std::time::Duration::from_secs(5), async { while let Ok(Some(_)) = r.chunk().await {} });
+        rest.await.is_ok()
+    };
+
+    let http = srv.demo_client().await;
+    let mut streams = Vec::new();
+    for _ in 0..STREAMS_PER_SESSION {
+        streams.push(open(http.clone()).await);
+    }
+    let over = http.get(&url).send().await.unwrap();
+    assert_eq!(over.status(), StatusCode::TOO_MANY_REQUESTS, "one stream over the bound");
+    drop(streams.pop());
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    streams.push(open(http.clone()).await);
+
+    // Signing out ends every stream of the session.
+    let (status, _) = text(srv.call(&http, "sign_out", &[]).await).await;
+    assert!(status.is_success() || status.is_redirection(), "{status}");
+    for body in streams {
+        assert!(ends(body).await, "a stream outlived its session's sign-out");
+    }
+
+    // Signing in again somewhere else ends the streams of the session it replaces.
+    let first_browser = srv.demo_client().await;
+    let stream = open(first_browser).await;
+    let _second_browser = srv.demo_client().await;
+    assert!(ends(stream).await, "a stream outlived the session a new sign-in replaced");
+
+    let _ = orders.delete(&node, &DeleteParams::default()).await;
+    srv.stop().await;
+}

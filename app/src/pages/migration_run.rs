@@ -298,8 +298,7 @@ fn PausedPanel(m: MigrationProgress, control: ServerAction<ControlMigration>) ->
 
 #[cfg(feature = "hydrate")]
 fn follow(state: RwSignal<MigrationProgress>) {
-    use futures::StreamExt;
-    use gloo_net::eventsource::futures::EventSource;
+    use crate::live::{follow, Next};
 
     let start = state.get_untracked();
     if start.is_settled() {
@@ -307,28 +306,27 @@ fn follow(state: RwSignal<MigrationProgress>) {
     }
     let epoch = use_context::<crate::pages::layout::NotificationsEpoch>();
     let url = format!("/api/events{}", migration_href(&start.workspace, &start.namespace, &start.name));
-    leptos::task::spawn_local(async move {
-        let Ok(mut source) = EventSource::new(&url) else { return };
-        let Ok(mut stream) = source.subscribe("progress") else { return };
-        while let Some(Ok((_, msg))) = stream.next().await {
-            let Some(text) = msg.data().as_string() else { continue };
-            let Ok(update) = serde_json::from_str::<MigrationProgress>(&text) else { continue };
-            let settled = update.is_settled();
-            let (ws, ns, name) = (update.workspace.clone(), update.namespace.clone(), update.name.clone());
-            if state.try_set(update).is_some() {
-                break;
-            }
-            if settled {
-                // The settled state's report (before/after numbers) is computed on request.
-                if let Ok(full) = load_migration_progress(ws, ns, name).await {
-                    let _ = state.try_set(full.item);
-                }
-                if let Some(e) = epoch {
-                    e.0.update(|v| *v += 1);
-                }
-                break;
-            }
+    let on_update = move |update: MigrationProgress| {
+        let settled = update.is_settled();
+        // A disposed signal means the page is gone: stop listening.
+        if state.try_set(update).is_some() || settled {
+            Next::Stop
+        } else {
+            Next::Listen
         }
-        source.close();
+    };
+    let reload = move || load_migration_progress(start.workspace.clone(), start.namespace.clone(), start.name.clone());
+    leptos::task::spawn_local(async move {
+        follow(&url, on_update, || async { reload().await.ok().map(|r| r.item) }).await;
+        if state.try_with_untracked(|s| s.is_settled()) != Some(true) {
+            return;
+        }
+        // The settled state's report (before/after numbers) is computed on request.
+        if let Ok(full) = reload().await {
+            let _ = state.try_set(full.item);
+        }
+        if let Some(e) = epoch {
+            e.0.update(|v| *v += 1);
+        }
     });
 }

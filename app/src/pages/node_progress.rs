@@ -171,8 +171,7 @@ fn ReadyToast(p: NodeProgress) -> impl IntoView {
 /// Follows the server-sent events of this node until it settles or the page goes away.
 #[cfg(feature = "hydrate")]
 fn follow_events(state: RwSignal<NodeProgress>, just_ready: RwSignal<bool>) {
-    use futures::StreamExt;
-    use gloo_net::eventsource::futures::EventSource;
+    use crate::live::{follow, Next};
 
     let start = state.get_untracked();
     if start.is_settled() {
@@ -180,30 +179,28 @@ fn follow_events(state: RwSignal<NodeProgress>, just_ready: RwSignal<bool>) {
     }
     let epoch = use_context::<crate::pages::layout::NotificationsEpoch>();
     let url = events_url(&start.workspace, &start.name);
-    leptos::task::spawn_local(async move {
-        let Ok(mut source) = EventSource::new(&url) else { return };
-        let Ok(mut stream) = source.subscribe("progress") else { return };
-        while let Some(Ok((_, msg))) = stream.next().await {
-            let Some(text) = msg.data().as_string() else { continue };
-            let Ok(update) = serde_json::from_str::<NodeProgress>(&text) else { continue };
-            let settled = update.is_settled();
-            // A disposed signal means the page is gone: stop listening.
-            let Some(was) = state.try_with_untracked(|s| s.phase) else { break };
-            let became_ready = update.phase == NodePhase::Ready && was != NodePhase::Ready;
-            if state.try_set(update).is_some() {
-                break;
-            }
-            if became_ready {
-                just_ready.set(true);
-            }
-            if settled {
-                // Told: the notification exists now, so the bell can show it.
-                if let Some(e) = epoch {
-                    e.0.update(|v| *v += 1);
-                }
-                break;
-            }
+    let on_update = move |update: NodeProgress| {
+        let settled = update.is_settled();
+        // A disposed signal means the page is gone: stop listening.
+        let Some(was) = state.try_with_untracked(|s| s.phase) else { return Next::Stop };
+        let became_ready = update.phase == NodePhase::Ready && was != NodePhase::Ready;
+        if state.try_set(update).is_some() {
+            return Next::Stop;
         }
-        source.close();
+        if became_ready {
+            just_ready.set(true);
+        }
+        if !settled {
+            return Next::Listen;
+        }
+        // Told: the notification exists now, so the bell can show it.
+        if let Some(e) = epoch {
+            e.0.update(|v| *v += 1);
+        }
+        Next::Stop
+    };
+    let reload = move || load_node_progress(start.workspace.clone(), start.name.clone());
+    leptos::task::spawn_local(async move {
+        follow(&url, on_update, || async { reload().await.ok().map(|r| r.item) }).await;
     });
 }

@@ -17,6 +17,7 @@ pub mod views;
 use crate::auth::password;
 use crate::auth::rate_limit::LoginLimiter;
 use crate::catalogue::Catalogue;
+use crate::live::LiveStreams;
 use crate::store::{AuditEntry, Store};
 
 /// Password checks (argon2: ~19 MiB and most of a core each) that may run at once; a sign-in
@@ -35,6 +36,7 @@ pub struct DashboardBackend {
     limiter: LoginLimiter,
     password_checks: Arc<tokio::sync::Semaphore>,
     secure_cookies: bool,
+    live: Arc<LiveStreams>,
 }
 
 pub(crate) fn internal(e: impl std::fmt::Display) -> AppError {
@@ -74,6 +76,7 @@ impl DashboardBackend {
         latency_guard: bool,
         limiter: LoginLimiter,
         secure_cookies: bool,
+        live: Arc<LiveStreams>,
     ) -> Arc<Self> {
         Arc::new(Self {
             store,
@@ -83,6 +86,7 @@ impl DashboardBackend {
             limiter,
             password_checks: Arc::new(tokio::sync::Semaphore::new(CONCURRENT_PASSWORD_CHECKS)),
             secure_cookies,
+            live,
         })
     }
 
@@ -157,6 +161,7 @@ impl Backend for DashboardBackend {
                 attempt.succeeded();
                 // One session a person: signing in again ends the sessions signed in before.
                 self.store.delete_sessions_of(&u.id).await.map_err(internal)?;
+                self.live.end_user(&u.id);
                 let token = self.store.create_session(&u.id).await.map_err(internal)?;
                 self.store.audit(&audit(&u.email, "succeeded")).await.map_err(internal)?;
                 Ok(NewSession { token, user: SessionUser { user_id: u.id, email: u.email, display_name: u.display_name } })
@@ -171,6 +176,7 @@ impl Backend for DashboardBackend {
     }
 
     async fn sign_out(&self, token: &str) -> Result<(), AppError> {
+        self.live.end_session(token);
         self.store.delete_session(token).await.map_err(internal)
     }
 

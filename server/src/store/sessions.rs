@@ -55,6 +55,19 @@ impl Store {
         Ok(Some(SessionUser { user_id: row.get("id"), email: row.get("email"), display_name: row.get("display_name") }))
     }
 
+    /// Whether the session still lives, without counting this as using it (a live stream
+    /// checking its session must not keep an idle session alive).
+    pub async fn session_is_live(&self, token: &str) -> StoreResult<bool> {
+        let t = now();
+        let row = sqlx::query("SELECT 1 FROM sessions WHERE token_hash = $1 AND expires_at > $2 AND last_seen_at > $3")
+            .bind(token_hash(token))
+            .bind(t)
+            .bind(t - SESSION_IDLE_SECS)
+            .fetch_optional(&self.db)
+            .await?;
+        Ok(row.is_some())
+    }
+
     pub async fn delete_session(&self, token: &str) -> StoreResult<()> {
         sqlx::query("DELETE FROM sessions WHERE token_hash = $1").bind(token_hash(token)).execute(&self.db).await?;
         Ok(())
