@@ -48,3 +48,17 @@ pub async fn seed_demo(store: &Store) -> StoreResult<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    /// Whoever runs the seed learns from the README which accounts it made, and with which
+    /// password: none is a surprise left in a database.
+    #[test]
+    fn the_readme_lists_every_demo_account() {
+        let readme = include_str!("../../README.md");
+        for (email, _) in super::DEMO_ACCOUNTS {
+            assert!(readme.contains(&format!("| {email} |")), "README.md does not list the demo account {email}");
+        }
+        assert!(readme.contains(super::DEMO_PASSWORD), "README.md does not give the demo password");
+    }
+}
