@@ -59,6 +59,8 @@ pub trait Backend: Send + Sync + 'static {
     /// Steers a migration (see [`MigrationControl`]); a request whose target is already done,
     /// or that races another change, is refused with `Conflict`.
     async fn control_migration(&self, user: &SessionUser, workspace: &str, namespace: &str, name: &str, control: &MigrationControl) -> Result<(), AppError>;
+    /// The user's role in the workspace (`NotFound` when not a member).
+    async fn role_in(&self, user: &SessionUser, workspace: &str) -> Result<Role, AppError>;
     /// Whether session cookies must carry `Secure` (the site is served over HTTPS).
     fn secure_cookies(&self) -> bool;
 }

@@ -4,6 +4,8 @@
 
 pub mod components;
 pub mod error;
+#[cfg(feature = "hydrate")]
+pub mod live;
 pub mod model;
 pub mod pages;
 
@@ -26,8 +28,20 @@ use pages::node_progress::NodeProgressPage;
 use pages::nodes::NodeManagementPage;
 use pages::{HomeRedirect, NotFound};
 
-/// Applied before first paint so a dark-mode user never sees a white flash.
+/// Applied before first paint so a dark-mode user never sees a white flash. Inline, so it
+/// carries the page's CSP nonce (see `content_security_policy`).
 const THEME_BOOT: &str = "try{var t=localStorage.getItem('theme');if(t==='dark'||(!t&&matchMedia('(prefers-color-scheme: dark)').matches))document.documentElement.classList.add('dark')}catch(e){}";
+
+/// The Content-Security-Policy of a page rendered with `nonce`: scripts only from this
+/// origin or carrying the nonce (Leptos' hydration and streaming scripts, the theme script),
+/// wasm compiled from this origin's bundle, styles only from this origin (no inline styles:
+/// bars are SVG), and never framed.
+pub fn content_security_policy(nonce: &str) -> String {
+    format!(
+        "default-src 'self'; script-src 'self' 'nonce-{nonce}' 'wasm-unsafe-eval'; style-src 'self'; img-src 'self' data:; \
+         connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
+    )
+}
 
 /// The HTML document the server renders around the app.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -37,7 +51,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
             <head>
                 <meta charset="utf-8"/>
                 <meta name="viewport" content="width=device-width, initial-scale=1"/>
-                <script inner_html=THEME_BOOT></script>
+                <script nonce=leptos::nonce::use_nonce() inner_html=THEME_BOOT></script>
                 <link rel="stylesheet" href="/site.css"/>
                 <link rel="icon" href="/favicon.svg" type="image/svg+xml"/>
                 <HydrationScripts options/>

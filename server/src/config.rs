@@ -33,9 +33,14 @@ pub struct Config {
     /// Folder with the built site (`pkg/` with the wasm bundle, and public assets).
     #[arg(long, env = "LEPTOS_SITE_ROOT", default_value = "target/site")]
     pub site_root: String,
-    /// Mark session cookies `Secure` (set it when served over HTTPS).
-    #[arg(long, env = "SECURE_COOKIES", default_value_t = false)]
-    pub secure_cookies: bool,
+    /// Mark session cookies `Secure` (HTTPS only). Default: on, unless the server listens on
+    /// loopback (a local `make run` over plain HTTP).
+    #[arg(long, env = "SECURE_COOKIES")]
+    pub secure_cookies: Option<bool>,
+    /// Proxies whose `X-Forwarded-For` is believed (comma-separated addresses or CIDRs, e.g.
+    /// `10.0.0.0/8`). A request from any other peer is attributed to the peer itself.
+    #[arg(long, env = "HEXA_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_network)]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Create the demo account and workspaces (idempotent).
     #[arg(long, env = "SEED_DEMO", default_value_t = false)]
     pub seed_demo: bool,
@@ -90,4 +95,19 @@ pub struct Config {
     pub controller_scope: Option<String>,
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "pretty")]
     pub log_format: LogFormat,
+}
+
+/// An address (`10.0.0.5`) or a network (`10.0.0.0/8`).
+fn parse_network(s: &str) -> Result<ipnet::IpNet, String> {
+    let s = s.trim();
+    s.parse::<ipnet::IpNet>()
+        .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| format!("\"{s}\" is not an IP address or CIDR network"))
+}
+
+impl Config {
+    /// Whether session cookies carry `Secure`: as set, or on unless listening on loopback.
+    pub fn cookies_secure(&self) -> bool {
+        self.secure_cookies.unwrap_or(!self.listen.ip().is_loopback())
+    }
 }

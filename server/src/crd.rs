@@ -38,7 +38,9 @@ pub const GROUP: &str = "hexabase.ai";
 )]
 #[serde(rename_all = "camelCase")]
 pub struct DedicatedNodeSpec {
-    /// The workspace slug the node is dedicated to (label and taint value).
+    /// The workspace slug the node is dedicated to (label and taint value). Immutable: a node
+    /// never changes hands.
+    #[schemars(extend("x-kubernetes-validations" = [{ "rule": "self == oldSelf", "message": "the workspace of a dedicated node cannot change" }]))]
     pub workspace: String,
     /// A size id from the catalogue, e.g. `d2.large`.
     pub size: String,
@@ -163,9 +165,12 @@ pub struct DedicatedNodeStatus {
 )]
 #[serde(rename_all = "camelCase")]
 pub struct WorkloadMigrationSpec {
-    /// The workspace slug; the namespace and the target node must both belong to it.
+    /// The workspace slug; the namespaces and the target node must all belong to it.
+    /// Immutable, like the target: the engine checks ownership before and during the move.
+    #[schemars(extend("x-kubernetes-validations" = [{ "rule": "self == oldSelf", "message": "the workspace of a migration cannot change" }]))]
     pub workspace: String,
     /// The Node (a `DedicatedNode`'s name) the workloads move to.
+    #[schemars(extend("x-kubernetes-validations" = [{ "rule": "self == oldSelf", "message": "the target node of a migration cannot change" }]))]
     pub target_node: String,
     /// Groups of workloads, moved one phase after another (the first phase first), one
     /// workload at a time. Each names its namespace; every namespace must belong to the
@@ -222,10 +227,13 @@ pub struct LatencyGuardSpec {
     /// How often latency is sampled while the migration runs.
     #[schemars(range(min = 1))]
     pub interval_seconds: u32,
-    /// A PromQL template with `{namespace}` and `{workload}` placeholders, instead of the
-    /// server's default.
+    /// The name of a latency histogram the workload exports, instead of the server's
+    /// `http_request_duration_seconds`. Only a metric name: the engine writes the PromQL
+    /// itself, with the workload's namespace and name, so a migration cannot run arbitrary
+    /// queries against the platform's Prometheus.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub query: Option<String>,
+    #[schemars(regex(pattern = r"^[a-zA-Z_:][a-zA-Z0-9_:]{0,199}$"))]
+    pub metric: Option<String>,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, JsonSchema)]

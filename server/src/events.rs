@@ -1,11 +1,14 @@
 //! Live progress over server-sent events, from a watch on the custom resource:
 //! `GET /api/events/w/{ws}/nodes/{name}` (a dedicated node's provisioning) and
 //! `GET /api/events/w/{ws}/migrations/{namespace}/{name}` (a migration). Each stream starts with the
-//! current state, sends one `progress` event per change, and ends once the state is settled.
+//! current state, sends one `progress` event per change, and ends once the state is settled,
+//! or earlier when the session ends or the stream's lifetime is over (`crate::live`): the page
+//! then reloads the state and reconnects.
 
 use std::convert::Infallible;
 use std::fmt::Debug;
 
+use app::backend::SessionToken;
 use app::error::AppError;
 use app::model::{MigrationProgress, NodeProgress, SessionUser};
 use axum::extract::{Path, State};
@@ -20,6 +23,7 @@ use serde::Serialize;
 
 use crate::backend::views;
 use crate::crd::{DedicatedNode, WorkloadMigration};
+use crate::live::StreamLease;
 use crate::state::AppState;
 
 fn refuse(e: AppError) -> Response {
@@ -50,8 +54,24 @@ where
     })
 }
 
-/// Streams `view` of the object `name` that `api` watches, starting from `first`.
-fn stream_of<K, V>(api: Api<K>, name: &str, first: V, view: fn(&K) -> V, settled: fn(&V) -> bool) -> Response
+/// Who may open a stream: a signed-in session with room for one more.
+struct Viewer {
+    user: SessionUser,
+    lease: StreamLease,
+    /// Resolves when the stream must end (session over, lifetime over).
+    ended: futures::future::BoxFuture<'static, ()>,
+}
+
+fn viewer(s: &AppState, user: Option<Extension<SessionUser>>, token: Option<Extension<SessionToken>>) -> Result<Viewer, AppError> {
+    let (Some(Extension(user)), Some(Extension(SessionToken(token)))) = (user, token) else { return Err(AppError::Unauthenticated) };
+    let lease = s.live.open(&token, &user.user_id)?;
+    let ended = Box::pin(lease.ended(s.store.clone(), token));
+    Ok(Viewer { user, lease, ended })
+}
+
+/// Streams `view` of the object `name` that `api` watches, starting from `first`, until it
+/// settles or the viewer's stream must end.
+fn stream_of<K, V>(viewer: Viewer, api: Api<K>, name: &str, first: V, view: fn(&K) -> V, settled: fn(&V) -> bool) -> Response
 where
     K: kube::Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
     V: Clone + PartialEq + Serialize + Send + 'static,
@@ -60,35 +80,54 @@ where
         .applied_objects()
         .filter_map(|r| async move { r.ok() })
         .map(move |obj| view(&obj));
+    let Viewer { lease, ended, .. } = viewer;
     let events = until_settled(first, updates, settled)
+        .take_until(ended)
+        // The lease is held as long as the stream is: dropping the stream gives the place back.
+        .map(move |p| {
+            let _held = &lease;
+            p
+        })
         .map(|p| Ok::<_, Infallible>(Event::default().event("progress").json_data(&p).unwrap_or_else(|_| Event::default().comment("unserializable"))));
     Sse::new(events).keep_alive(KeepAlive::default()).into_response()
 }
 
-pub async fn node_events(State(s): State<AppState>, Path((ws, name)): Path<(String, String)>, user: Option<Extension<SessionUser>>) -> Response {
-    let Some(Extension(user)) = user else { return refuse(AppError::Unauthenticated) };
+pub async fn node_events(
+    State(s): State<AppState>,
+    Path((ws, name)): Path<(String, String)>,
+    user: Option<Extension<SessionUser>>,
+    token: Option<Extension<SessionToken>>,
+) -> Response {
+    let viewer = match viewer(&s, user, token) {
+        Ok(v) => v,
+        Err(e) => return refuse(e),
+    };
     // The same check as every server function: membership, and the node is the workspace's.
-    let first = match s.backend.node_progress(&user, &ws, &name).await {
+    let first = match s.backend.node_progress(&viewer.user, &ws, &name).await {
         Ok(p) => p,
         Err(e) => return refuse(e),
     };
     let Some(client) = s.kube.clone() else { return refuse(AppError::ClusterUnavailable("no cluster is configured".into())) };
-    stream_of(Api::<DedicatedNode>::all(client), &name, first, views::node_progress, NodeProgress::is_settled)
+    stream_of(viewer, Api::<DedicatedNode>::all(client), &name, first, views::node_progress, NodeProgress::is_settled)
 }
 
 pub async fn migration_events(
     State(s): State<AppState>,
     Path((ws, namespace, name)): Path<(String, String, String)>,
     user: Option<Extension<SessionUser>>,
+    token: Option<Extension<SessionToken>>,
 ) -> Response {
-    let Some(Extension(user)) = user else { return refuse(AppError::Unauthenticated) };
-    let first = match s.backend.migration_progress(&user, &ws, &namespace, &name).await {
+    let viewer = match viewer(&s, user, token) {
+        Ok(v) => v,
+        Err(e) => return refuse(e),
+    };
+    let first = match s.backend.migration_progress(&viewer.user, &ws, &namespace, &name).await {
         Ok(p) => p,
         Err(e) => return refuse(e),
     };
     let Some(client) = s.kube.clone() else { return refuse(AppError::ClusterUnavailable("no cluster is configured".into())) };
     let api = Api::<WorkloadMigration>::namespaced(client, &first.namespace);
-    stream_of(api, &name, first, views::migration_progress, MigrationProgress::is_settled)
+    stream_of(viewer, api, &name, first, views::migration_progress, MigrationProgress::is_settled)
 }
 
 #[cfg(test)]

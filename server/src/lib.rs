@@ -15,6 +15,7 @@ pub mod db;
 pub mod engine;
 pub mod events;
 pub mod leader;
+pub mod live;
 pub mod metrics;
 pub mod migration;
 pub mod planning;
@@ -67,10 +68,18 @@ pub async fn build_state(config: &Config) -> anyhow::Result<AppState> {
         start_engine(client.clone(), store.clone(), catalogue.clone(), config, node_provider);
     }
     purge_expired_sessions(store.clone(), Duration::from_secs(config.session_purge_interval_secs.max(1)));
-    let backend =
-        DashboardBackend::new(store.clone(), kube.clone(), catalogue, config.prometheus_url.is_some(), LoginLimiter::default(), config.secure_cookies);
+    let live = Arc::new(live::LiveStreams::default());
+    let backend = DashboardBackend::new(
+        store.clone(),
+        kube.clone(),
+        catalogue,
+        config.prometheus_url.is_some(),
+        LoginLimiter::default(),
+        config.cookies_secure(),
+        live.clone(),
+    );
     let leptos = LeptosOptions::builder().output_name("hexabase").site_root(config.site_root.as_str()).site_pkg_dir("pkg").site_addr(config.listen).build();
-    Ok(AppState { leptos, store, backend, kube, metrics: Arc::new(metrics::Metrics::default()) })
+    Ok(AppState { leptos, store, backend, kube, metrics: Arc::new(metrics::Metrics::default()), trusted_proxies: config.trusted_proxies.clone().into(), live })
 }
 
 /// Installs the platform's objects and, while this replica holds the engine lease, runs the

@@ -17,6 +17,10 @@ pub struct AppState {
     pub backend: SharedBackend,
     pub kube: Option<kube::Client>,
     pub metrics: Arc<Metrics>,
+    /// Proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Arc<[ipnet::IpNet]>,
+    /// The live streams open in this process, per session.
+    pub live: Arc<crate::live::LiveStreams>,
 }
 
 impl FromRef<AppState> for LeptosOptions {

@@ -9,10 +9,11 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use http::{header, HeaderMap, StatusCode};
+use http::{header, HeaderMap, HeaderValue, StatusCode};
 use leptos::prelude::*;
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use tower_http::compression::CompressionLayer;
+use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 
 use crate::auth::middleware::gate;
@@ -35,15 +36,24 @@ async fn healthz() -> &'static str {
 }
 
 /// Ready when the database answers. The cluster is reported but does not gate readiness:
-/// the dashboard stays up and says clearly when the cluster is unreachable.
-async fn readyz(State(s): State<AppState>) -> Response {
+/// the dashboard stays up and says clearly when the cluster is unreachable. An anonymous
+/// caller (a load balancer) learns only ready or not; the details are for signed-in people
+/// and the log.
+async fn readyz(State(s): State<AppState>, user: Option<axum::Extension<app::model::SessionUser>>) -> Response {
     let db = sqlx::query("SELECT 1").execute(s.store.pool()).await.map(|_| "ok".to_string()).map_err(|e| e.to_string());
+    let status = if db.is_ok() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    if let Err(e) = &db {
+        tracing::warn!(error = %e, "not ready: the database does not answer");
+    }
+    if user.is_none() {
+        let word = if db.is_ok() { "ready" } else { "not ready" };
+        return (status, Json(serde_json::json!({ "status": word }))).into_response();
+    }
     let cluster = match &s.kube {
         Some(c) => c.apiserver_version().await.map(|v| format!("ok ({})", v.git_version)).unwrap_or_else(|e| format!("unreachable: {e}")),
         None => "not configured".to_string(),
     };
-    let status = if db.is_ok() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    let body = serde_json::json!({ "database": db.unwrap_or_else(|e| e), "cluster": cluster });
+    let body = serde_json::json!({ "status": if db.is_ok() { "ready" } else { "not ready" }, "database": db.unwrap_or_else(|e| e), "cluster": cluster });
     (status, Json(body)).into_response()
 }
 
@@ -79,6 +89,17 @@ async fn error_status(req: Request, next: Next) -> Response {
     Response::from_parts(parts, axum::body::Body::from(bytes))
 }
 
+/// Every page gets a Content-Security-Policy with the nonce Leptos put on its inline scripts.
+fn page_security_policy() {
+    let (Some(nonce), Some(res)) = (leptos::nonce::use_nonce(), use_context::<leptos_axum::ResponseOptions>()) else { return };
+    if let Ok(v) = http::HeaderValue::from_str(&app::content_security_policy(&nonce)) {
+        res.insert_header(header::CONTENT_SECURITY_POLICY, v);
+    }
+}
+
+/// Responses that are not pages (the API, assets, errors) may not run anything or be framed.
+const DEFAULT_CSP: &str = "default-src 'self'; script-src 'none'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'";
+
 pub fn router(state: AppState, request_timeout: Duration) -> Router {
     let routes = generate_route_list(App);
     let backend = state.backend.clone();
@@ -90,11 +111,23 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
         .route("/site.css", get(site_css))
         .route("/api/events/w/{ws}/nodes/{name}", get(crate::events::node_events))
         .route("/api/events/w/{ws}/migrations/{namespace}/{name}", get(crate::events::migration_events))
-        .leptos_routes_with_context(&state, routes, move || provide_context(backend.clone()), move || shell(leptos.clone()))
+        .leptos_routes_with_context(
+            &state,
+            routes,
+            move || {
+                provide_context(backend.clone());
+                page_security_policy();
+            },
+            move || shell(leptos.clone()),
+        )
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
         .layer(middleware::from_fn(error_status))
         .layer(middleware::from_fn_with_state(state.clone(), gate))
         .layer(middleware::from_fn_with_state(state.clone(), track))
+        .layer(SetResponseHeaderLayer::if_not_present(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(DEFAULT_CSP)))
+        .layer(SetResponseHeaderLayer::overriding(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
+        .layer(SetResponseHeaderLayer::overriding(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
+        .layer(SetResponseHeaderLayer::overriding(header::REFERRER_POLICY, HeaderValue::from_static("same-origin")))
         .layer(CompressionLayer::new())
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, request_timeout))
         .with_state(state)

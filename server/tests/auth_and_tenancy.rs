@@ -207,8 +207,13 @@ async fn health_readiness_and_metrics_answer() {
     let srv = TestServer::start(backends()[0]).await;
     let http = srv.new_client();
     assert_eq!(http.get(format!("{}/healthz", srv.base)).send().await.unwrap().text().await.unwrap(), "ok");
-    let ready: serde_json::Value = http.get(format!("{}/readyz", srv.base)).send().await.unwrap().json().await.unwrap();
-    assert_eq!(ready["database"], "ok");
+    let ready = http.get(format!("{}/readyz", srv.base)).send().await.unwrap();
+    assert_eq!(ready.status(), StatusCode::OK);
+    let anonymous: serde_json::Value = ready.json().await.unwrap();
+    assert_eq!(anonymous, serde_json::json!({ "status": "ready" }), "an anonymous caller learns ready or not, nothing else");
+    let signed_in = srv.demo_client().await;
+    let details: serde_json::Value = signed_in.get(format!("{}/readyz", srv.base)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(details["database"], "ok", "details for a signed-in person: {details}");
     let metrics = http.get(format!("{}/metrics", srv.base)).send().await.unwrap().text().await.unwrap();
     assert!(metrics.contains("hexabase_http_requests_total"), "{metrics}");
     let css = http.get(format!("{}/site.css", srv.base)).send().await.unwrap().text().await.unwrap();

@@ -226,3 +226,55 @@ async fn the_dedicated_class_leaves_the_shared_quota_and_only_dedicated_pods_may
         assert!(message.contains("must run on a dedicated node of their own workspace"), "{name}: {message}");
     }
 }
+
+/// A taint keeps other tenants off a dedicated node only if they cannot tolerate it or skip
+/// the scheduler: in a workspace's namespace the admission policy refuses a toleration of
+/// another workspace's taint, a toleration of every taint, and a pod placed by node name.
+#[tokio::test]
+async fn a_tenant_pod_can_tolerate_only_its_own_dedicated_taint_and_cannot_name_its_node() {
+    let c = cluster::client().await;
+    server::engine::install::ensure_platform(c.clone()).await.expect("platform installed");
+    let mut cleanup = Cleanup::new(&c);
+    let ws = cluster::name("ws");
+    let ns = cleanup.namespace("t-tenant", &[("hexabase.ai/workspace", &ws)]).await;
+    let pods: Api<Pod> = Api::namespaced(c.clone(), &ns);
+    let pod = |name: &str, extra: serde_json::Value| -> Pod {
+        let mut spec = json!({ "containers": [{ "name": "app", "image": "nginx:1.27" }] });
+        for (k, v) in extra.as_object().cloned().unwrap_or_default() {
+            spec[k] = v;
+        }
+        serde_json::from_value(json!({ "metadata": { "name": name }, "spec": spec })).unwrap()
+    };
+    // Dry runs: admission decides, nothing is left behind.
+    let dry = PostParams { dry_run: true, ..PostParams::default() };
+    let own = json!([{ "key": "hexabase.ai/dedicated", "operator": "Equal", "value": ws, "effect": "NoSchedule" }]);
+    pods.create(&dry, &pod("own", json!({ "tolerations": own }))).await.expect("its own workspace's taint may be tolerated");
+    let other_taint = json!([{ "key": "example.com/spot", "operator": "Exists" }]);
+    pods.create(&dry, &pod("spot", json!({ "tolerations": other_taint }))).await.expect("other taints are the tenant's business");
+
+    for (name, extra, refusal) in [
+        ("foreign", json!({ "tolerations": [{ "key": "hexabase.ai/dedicated", "operator": "Equal", "value": "someone-else" }] }), "only its own workspace's"),
+        ("any-ws", json!({ "tolerations": [{ "key": "hexabase.ai/dedicated", "operator": "Exists" }] }), "only its own workspace's"),
+        ("everything", json!({ "tolerations": [{ "operator": "Exists" }] }), "may not tolerate every taint"),
+        ("by-name", json!({ "nodeName": "some-dedicated-node" }), "may not name its node"),
+    ] {
+        let message = refused(&pods, &dry, &pod(name, extra)).await;
+        assert!(message.contains(refusal), "{name}: {message}");
+    }
+}
+
+/// The API server's refusal of `pod`. An admission policy just installed or changed takes
+/// effect a moment later (the API server loads it through a watch), so an admission is
+/// retried for a few seconds before it counts as the policy letting the pod through.
+async fn refused(pods: &Api<Pod>, params: &PostParams, pod: &Pod) -> String {
+    let name = pod.metadata.name.clone().unwrap_or_default();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match pods.create(params, pod).await {
+            Err(kube::Error::Api(status)) => return status.message,
+            Err(other) => panic!("{name}: {other}"),
+            Ok(_) if std::time::Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(250)).await,
+            Ok(_) => panic!("{name} was admitted"),
+        }
+    }
+}

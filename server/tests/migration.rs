@@ -173,15 +173,20 @@ impl World {
 
     /// A migration of Deployments of the test's namespace, one phase per slice.
     async fn migrate(&self, phases: &[&[&str]], extra: Value) -> String {
-        let ns = self.ns.clone();
-        let phases: Vec<Value> = phases
-            .iter()
-            .map(|p| json!({ "workloads": p.iter().map(|w| json!({ "namespace": ns, "kind": "Deployment", "name": w })).collect::<Vec<_>>() }))
-            .collect();
-        self.migrate_phases(phases, extra).await
+        self.migrate_phases(self.phases(phases), extra).await
+    }
+
+    fn phases(&self, phases: &[&[&str]]) -> Vec<Value> {
+        let workload = |w: &&str| json!({ "namespace": self.ns, "kind": "Deployment", "name": w });
+        phases.iter().map(|p| json!({ "workloads": p.iter().map(workload).collect::<Vec<_>>() })).collect()
     }
 
     async fn migrate_phases(&self, phases: Vec<Value>, extra: Value) -> String {
+        self.try_migrate_phases(phases, extra).await.expect("create migration")
+    }
+
+    /// Creates the migration as a user would, the API server's refusal (if any) returned.
+    async fn try_migrate_phases(&self, phases: Vec<Value>, extra: Value) -> Result<String, kube::Error> {
         let name = cluster::name("wm");
         let mut spec = json!({
             "workspace": self.ws,
@@ -201,8 +206,8 @@ impl World {
             "spec": spec
         }))
         .unwrap();
-        self.migrations().create(&PostParams::default(), &wm).await.expect("create migration");
-        name
+        self.migrations().create(&PostParams::default(), &wm).await?;
+        Ok(name)
     }
 
     async fn wait_phase(&self, name: &str, phase: MigrationState) -> WorkloadMigration {
@@ -556,10 +561,54 @@ async fn another_workspaces_pod_stays_off_the_dedicated_node() {
     let message = p.status.unwrap().conditions.unwrap().into_iter().find(|c| c.type_ == "PodScheduled").unwrap().message.unwrap_or_default();
     assert!(message.contains("untolerated taint"), "{message}");
 
-    // And a migration naming a node of another workspace is refused before anything moves.
+    // And a migration naming another workspace is refused before anything moves. The
+    // refusal is told to the workspace that owns the namespace, never to the one the spec
+    // names: a tenant cannot ring another workspace's bell.
+    w.store.ensure_workspace("someone-else", "Someone Else", app::model::Plan::Pro).await.unwrap();
+    let before = w.notifications().await.len();
     let foreign = w.migrate(&[&["web"]], json!({ "workspace": "someone-else" })).await;
     let wm = w.wait_phase(&foreign, MigrationState::Failed).await;
     assert_eq!(wm.status.unwrap().error.unwrap().reason, "InvalidSpec");
+    w.wait_notified(&foreign, 0).await;
+    let notes = w.notifications().await;
+    assert_eq!(notes.len(), before + 1, "the namespace's owner is told: {notes:?}");
+    assert!(notes.last().unwrap().starts_with("Migration failed"), "{notes:?}");
+    let victim = w.store.workspace_id("someone-else").await.unwrap().unwrap();
+    assert!(w.store.notifications(&victim).await.unwrap().is_empty(), "the named workspace hears nothing");
+}
+
+/// What a migration is about cannot be swapped once it exists, and a latency guard names a
+/// metric, not a PromQL query: the API server refuses both before the engine sees them.
+#[tokio::test]
+async fn a_migration_keeps_its_workspace_and_target_and_its_guard_is_only_a_metric_name() {
+    let w = World::new("4").await;
+    let name = w.migrate(&[&["web"]], json!({ "paused": true })).await;
+    for (field, value) in [("workspace", "someone-else"), ("targetNode", "another-node")] {
+        let err = w.migrations().patch(&name, &PatchParams::default(), &Patch::Merge(json!({ "spec": { field: value } }))).await.expect_err(field);
+        let kube::Error::Api(status) = err else { panic!("{field}: {err}") };
+        assert_eq!(status.code, 422, "{field}: {}", status.message);
+        assert!(status.message.contains("cannot change"), "{field}: {}", status.message);
+    }
+
+    let guard = |metric: &str| json!({ "latencyGuard": { "marginPercent": 20.0, "consecutiveIntervals": 2, "intervalSeconds": 5, "metric": metric } });
+    let injected = "up) or vector(1";
+    let err = w.try_migrate_phases(w.phases(&[&["web"]]), guard(injected)).await.expect_err("a query is not a metric");
+    let kube::Error::Api(status) = err else { panic!("{err}") };
+    assert!(status.message.contains("latencyGuard.metric"), "{}", status.message);
+    w.try_migrate_phases(w.phases(&[&["web"]]), guard("grpc_server_handling_seconds")).await.expect("a metric name is fine");
+}
+
+/// Kubernetes' own namespaces are never a tenant's, whatever labels someone put on them.
+#[tokio::test]
+async fn a_migration_of_a_system_namespace_is_refused() {
+    let mut w = World::new("4").await;
+    w.start();
+    let phases = vec![json!({ "workloads": [{ "namespace": "kube-system", "kind": "Deployment", "name": "coredns" }] })];
+    let name = w.migrate_phases(phases, json!({})).await;
+    let wm = w.wait_phase(&name, MigrationState::Failed).await;
+    let error = wm.status.unwrap().error.unwrap();
+    assert_eq!(error.reason, "InvalidSpec");
+    assert!(error.message.contains("Namespace kube-system is the platform's own"), "{}", error.message);
 }
 
 #[tokio::test]

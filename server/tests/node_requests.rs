@@ -59,7 +59,7 @@ async fn a_retry_whose_create_is_refused_keeps_the_failed_request() {
     let hash = server::auth::password::hash("blocked-password").unwrap();
     let user = store.ensure_user(BLOCKED, "Blocked", &hash).await.unwrap();
     let ws_id = store.workspace_id("acme-production").await.unwrap().expect("seeded workspace");
-    store.ensure_membership(&user, &ws_id, "owner").await.unwrap();
+    store.ensure_membership(&user, &ws_id, app::model::Role::Owner).await.unwrap();
 
     // A failed order of the workspace, as the engine leaves one (no engine runs here).
     let orders: Api<DedicatedNode> = Api::all(client.clone());

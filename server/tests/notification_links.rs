@@ -83,7 +83,7 @@ async fn every_notification_link_renders_its_page() {
     let ws = cluster::name("links");
     let ws_id = store.ensure_workspace(&ws, &ws, Plan::Pro).await.unwrap();
     let dev = store.user_by_email("dev@example.com").await.unwrap().expect("demo user").id;
-    store.ensure_membership(&dev, &ws_id, "owner").await.unwrap();
+    store.ensure_membership(&dev, &ws_id, app::model::Role::Owner).await.unwrap();
     let mut cleanup = Cleanup::new(&client);
     let ns = cleanup.namespace("t-links", &[("hexabase.ai/workspace", &ws)]).await;
 

@@ -3,7 +3,7 @@
 use leptos::prelude::*;
 
 use crate::error::AppError;
-use crate::model::{format_amount, format_utc_time, Tone, UsageBar};
+use crate::model::{format_amount, format_utc_time, Permission, Role, Tone, UsageBar};
 
 #[component]
 pub fn Card(#[prop(into)] title: String, children: Children) -> impl IntoView {
@@ -47,16 +47,30 @@ pub fn ErrorNotice(error: AppError) -> impl IntoView {
     }
 }
 
+/// A progress bar drawn as SVG: its width is an attribute, not an inline style, so pages need
+/// no `style-src 'unsafe-inline'` in their Content-Security-Policy.
+#[component]
+pub fn Bar(#[prop(into)] percent: Signal<f64>, #[prop(into)] label: String, #[prop(optional, into)] fill: Option<String>) -> impl IntoView {
+    let fill = fill.unwrap_or_else(|| "fill-indigo-500".into());
+    view! {
+        <svg class="block h-2 w-full" role="progressbar" aria-label=label aria-valuemin="0" aria-valuemax="100"
+            aria-valuenow=move || format!("{:.0}", percent.get())>
+            <rect width="100%" height="100%" rx="4" class="fill-slate-100 dark:fill-slate-800"></rect>
+            <rect width=move || format!("{:.1}%", percent.get().clamp(0.0, 100.0)) height="100%" rx="4" class=fill></rect>
+        </svg>
+    }
+}
+
 /// A labelled bar with the numbers beside it: "CPU requests  2.5 / 8 vCPU".
 #[component]
 pub fn UsageMeter(bar: UsageBar) -> impl IntoView {
     let pct = bar.percent();
     let tone = if pct >= 90.0 {
-        "bg-rose-500"
+        "fill-rose-500"
     } else if pct >= 70.0 {
-        "bg-amber-500"
+        "fill-amber-500"
     } else {
-        "bg-indigo-500"
+        "fill-indigo-500"
     };
     let label = bar.label.clone();
     view! {
@@ -67,10 +81,7 @@ pub fn UsageMeter(bar: UsageBar) -> impl IntoView {
                     {format!("{} / {} {}", format_amount(bar.used), format_amount(bar.hard), bar.unit)}
                 </span>
             </div>
-            <div class="h-2 w-full overflow-hidden rounded-full bg-slate-100 dark:bg-slate-800"
-                role="progressbar" aria-label=label.clone() aria-valuemin="0" aria-valuemax="100" aria-valuenow=format!("{pct:.0}")>
-                <div class=format!("h-2 rounded-full {tone}") style=format!("width: {pct:.1}%")></div>
-            </div>
+            <Bar percent=pct label=label.clone() fill=tone/>
         </div>
     }
 }
@@ -117,6 +128,12 @@ pub fn now_unix() -> i64 {
     {
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
     }
+}
+
+/// Why the viewer's role may not do this, shown next to the disabled control (`None`: it may).
+#[component]
+pub fn RoleNotice(role: Role, permission: Permission) -> impl IntoView {
+    (!role.may(permission)).then(|| view! { <p class="text-xs text-slate-500 dark:text-slate-400" data-testid="role-notice">{role.refusal(permission)}</p> })
 }
 
 /// Shared button looks, so every screen's buttons match.

@@ -3,10 +3,12 @@
 //! kinds, actions) is in [`vocabulary`], shared with the custom resources.
 
 mod format;
+mod names;
 mod vocabulary;
 mod workload_key;
 
 pub use format::*;
+pub use names::*;
 pub use vocabulary::*;
 pub use workload_key::WorkloadKey;
 
@@ -67,6 +69,8 @@ pub struct WorkspaceSummary {
     pub slug: String,
     pub name: String,
     pub plan: Plan,
+    /// The signed-in person's role in it.
+    pub role: Role,
 }
 
 /// One resource against its limit, e.g. CPU requests: used vs hard.
@@ -443,6 +447,14 @@ impl MigrationProgress {
         }
         moved.iter().map(|w| w.kept_availability()).try_fold(true, |all, kept| kept.map(|k| all && k))
     }
+}
+
+/// A page's object together with what the viewer's role allows on it (the object alone is
+/// what the live stream carries).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WithRole<T> {
+    pub role: Role,
+    pub item: T,
 }
 
 /// A request to steer a migration.

@@ -188,6 +188,56 @@ vocabulary! {
     }
 }
 
+vocabulary! {
+    /// What a member may do in a workspace. Owners and admins manage dedicated nodes;
+    /// members also migrate workloads; viewers only look.
+    #[derive(Default)]
+    pub enum Role {
+        Owner => "owner",
+        Admin => "admin",
+        Member => "member",
+        #[default]
+        Viewer => "viewer",
+    }
+}
+
+/// A kind of change a role may or may not make.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Permission {
+    /// Add, retry, delete or dismiss dedicated nodes.
+    ManageNodes,
+    /// Start a migration and steer it (resume, approve the next phase, retry).
+    Migrate,
+}
+
+impl Role {
+    /// How memberships store it.
+    pub fn as_db(self) -> &'static str {
+        self.label()
+    }
+
+    /// An unknown stored role is a viewer: the least that can be granted.
+    pub fn from_db(s: &str) -> Role {
+        Role::ALL.iter().copied().find(|r| r.as_db() == s).unwrap_or(Role::Viewer)
+    }
+
+    pub fn may(self, p: Permission) -> bool {
+        match p {
+            Permission::ManageNodes => matches!(self, Role::Owner | Role::Admin),
+            Permission::Migrate => matches!(self, Role::Owner | Role::Admin | Role::Member),
+        }
+    }
+
+    /// Why this role may not, in words for the person who has it.
+    pub fn refusal(self, p: Permission) -> String {
+        let what = match p {
+            Permission::ManageNodes => "add, retry or delete dedicated nodes",
+            Permission::Migrate => "start or steer migrations",
+        };
+        format!("Your role in this workspace ({}) cannot {what}; an owner or admin can.", self.label())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -209,8 +259,22 @@ mod tests {
         wire_names_are_serdes(WorkloadState::ALL, WorkloadState::as_str, WorkloadState::parse);
         wire_names_are_serdes(WorkloadKind::ALL, WorkloadKind::as_str, WorkloadKind::parse);
         wire_names_are_serdes(ControlAction::ALL, ControlAction::as_str, ControlAction::parse);
+        wire_names_are_serdes(Role::ALL, Role::as_str, Role::parse);
         assert_eq!(StepName::CapacityReserved.label(), "Capacity reserved");
         assert_eq!(NodePhase::parse("Unknown"), None);
+    }
+
+    #[test]
+    fn roles_grant_what_their_names_say() {
+        use Permission::*;
+        let grants = |r: Role| (r.may(ManageNodes), r.may(Migrate));
+        assert_eq!(grants(Role::Owner), (true, true));
+        assert_eq!(grants(Role::Admin), (true, true));
+        assert_eq!(grants(Role::Member), (false, true));
+        assert_eq!(grants(Role::Viewer), (false, false));
+        assert_eq!(Role::from_db("owner"), Role::Owner);
+        assert_eq!(Role::from_db("superuser"), Role::Viewer, "unknown roles get the least");
+        assert!(Role::Viewer.refusal(Migrate).contains("(viewer) cannot start or steer migrations"));
     }
 
     #[test]

@@ -44,6 +44,8 @@ impl FromStr for WorkloadKey {
         if namespace.is_empty() || name.is_empty() {
             return Err(bad());
         }
+        super::check_namespace(namespace)?;
+        super::check_name(kind.as_str(), name)?;
         Ok(Self::new(namespace, kind, name))
     }
 }
@@ -86,6 +88,8 @@ mod tests {
             let e = bad.parse::<WorkloadKey>().unwrap_err();
             assert!(e.contains("namespace/Kind/name"), "{bad}: {e}");
         }
+        assert!("Shop/Deployment/web".parse::<WorkloadKey>().unwrap_err().contains("not a valid namespace name"));
+        assert!("shop/Deployment/w?b".parse::<WorkloadKey>().unwrap_err().contains("not a valid Deployment name"));
     }
 
     #[test]

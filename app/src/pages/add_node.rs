@@ -5,9 +5,9 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
 
-use crate::components::{Card, ErrorNotice, PageHeader, BUTTON_PRIMARY, BUTTON_SECONDARY, INPUT};
+use crate::components::{Card, ErrorNotice, PageHeader, RoleNotice, BUTTON_PRIMARY, BUTTON_SECONDARY, INPUT};
 use crate::error::AppError;
-use crate::model::{count, format_amount, format_usd, Estimate, WizardData};
+use crate::model::{count, format_amount, format_usd, Estimate, Permission, WizardData};
 use crate::pages::layout::use_workspace_slug;
 
 #[server(endpoint = "load_wizard")]
@@ -63,6 +63,8 @@ fn Wizard(data: WizardData) -> impl IntoView {
     let submit_error = move || action.value().get().and_then(|r| r.err());
     let need = data.need.clone();
     let headroom = data.headroom_percent;
+    let role = data.workspace.role;
+    let may = role.may(Permission::ManageNodes);
     view! {
         <ActionForm action attr:class="grid gap-6 lg:grid-cols-3" attr:id="add-node-form">
             <input type="hidden" name="workspace" value=ws.clone()/>
@@ -127,9 +129,10 @@ fn Wizard(data: WizardData) -> impl IntoView {
                     })}
                 </Card>
                 {move || submit_error().map(|e| view! { <ErrorNotice error=e/> })}
-                <button type="submit" class=format!("{BUTTON_PRIMARY} w-full") disabled=move || action.pending().get()>
+                <button type="submit" class=format!("{BUTTON_PRIMARY} w-full") disabled=move || !may || action.pending().get()>
                     {move || if action.pending().get() { "Starting…" } else { "Start Provisioning" }}
                 </button>
+                <RoleNotice role permission=Permission::ManageNodes/>
                 <a href=format!("/w/{ws}/nodes") class=format!("{BUTTON_SECONDARY} w-full")>"Cancel"</a>
             </aside>
         </ActionForm>

@@ -11,10 +11,18 @@ use crate::error::AppError;
 pub const MAX_EMAIL: usize = 254;
 pub const MAX_PASSWORD: usize = 1024;
 
-/// Only same-site paths are followed after sign-in, never another origin.
+/// The longest `next` path followed after sign-in.
+const MAX_NEXT: usize = 2048;
+
+/// Where to go after sign-in: `next` only when it is a path of this site (a relative reference
+/// starting with one `/`), without control characters, spaces or backslashes, which browsers
+/// drop or fold into `/` (so `/<TAB>/evil.example` would become `//evil.example`, another
+/// origin); anything else goes to the dashboard.
 pub fn safe_next(next: Option<&str>) -> String {
+    let local =
+        |n: &str| n.len() <= MAX_NEXT && n.starts_with('/') && !n.starts_with("//") && n.chars().all(|c| !c.is_control() && !c.is_whitespace() && c != '\\');
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_string(),
+        Some(n) if local(n) => n.to_string(),
         _ => "/".to_string(),
     }
 }
@@ -81,9 +89,26 @@ mod tests {
     #[test]
     fn next_never_leaves_the_site() {
         assert_eq!(safe_next(Some("/w/acme/nodes")), "/w/acme/nodes");
-        assert_eq!(safe_next(Some("//evil.example")), "/");
-        assert_eq!(safe_next(Some("https://evil.example")), "/");
-        assert_eq!(safe_next(Some("/\\evil.example")), "/");
+        assert_eq!(safe_next(Some("/w/acme/nodes?tab=1#x")), "/w/acme/nodes?tab=1#x");
+        for trick in [
+            "//evil.example",
+            "https://evil.example",
+            "/\\evil.example",
+            "\\\\evil.example",
+            "/\t/evil.example",
+            "/\n/evil.example",
+            "/w\r\nSet-Cookie: x=1",
+            " /evil",
+            "/ /evil.example",
+            "evil.example",
+            "javascript:alert(1)",
+            "",
+        ] {
+            assert_eq!(safe_next(Some(trick)), "/", "{trick:?}");
+        }
+        // Encoded forms stay encoded in the Location header: a browser reads them as a path.
+        assert_eq!(safe_next(Some("/%2F%2Fevil.example")), "/%2F%2Fevil.example");
+        assert_eq!(safe_next(Some(&format!("/{}", "a".repeat(3000)))), "/");
         assert_eq!(safe_next(None), "/");
     }
 }

@@ -6,9 +6,12 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
 
-use crate::components::{Badge, Card, ErrorNotice, LocalTime, PageHeader, BUTTON_PRIMARY, BUTTON_SECONDARY, INPUT};
+use crate::components::{Badge, Bar, Card, ErrorNotice, LocalTime, PageHeader, RoleNotice, BUTTON_PRIMARY, BUTTON_SECONDARY, INPUT};
 use crate::error::AppError;
-use crate::model::{count, format_amount, ControlAction, MigrationPlan, MigrationProgress, MigrationState, WorkloadKey, WorkloadProgress, WorkloadState};
+use crate::model::{
+    count, format_amount, ControlAction, MigrationPlan, MigrationProgress, MigrationState, Permission, Role, WithRole, WorkloadKey, WorkloadProgress,
+    WorkloadState,
+};
 use crate::pages::layout::use_workspace_slug;
 
 #[server(endpoint = "start_migration")]
@@ -30,9 +33,11 @@ pub async fn start_migration(
 }
 
 #[server(endpoint = "load_migration_progress")]
-pub async fn load_migration_progress(workspace: String, namespace: String, name: String) -> Result<MigrationProgress, AppError> {
+pub async fn load_migration_progress(workspace: String, namespace: String, name: String) -> Result<WithRole<MigrationProgress>, AppError> {
     use crate::context::*;
-    backend()?.migration_progress(&current_user()?, &workspace, &namespace, &name).await
+    let (user, backend) = (current_user()?, backend()?);
+    let item = backend.migration_progress(&user, &workspace, &namespace, &name).await?;
+    Ok(WithRole { role: backend.role_in(&user, &workspace).await?, item })
 }
 
 /// `target` is the phase to approve (ApproveNext) or the attempt to start (Retry), as the page
@@ -58,11 +63,13 @@ pub fn migration_href(workspace: &str, namespace: &str, name: &str) -> String {
 
 pub fn start_migration_form(
     ws: String,
+    role: Role,
     node: RwSignal<String>,
     selected: RwSignal<Vec<WorkloadKey>>,
     plan: Resource<Result<Option<MigrationPlan>, AppError>>,
     guard: bool,
 ) -> AnyView {
+    let may = role.may(Permission::Migrate);
     let action = ServerAction::<StartMigration>::new();
     let error = move || action.value().get().and_then(|r| r.err());
     let phased_needed = move || plan.get().and_then(|r| r.ok()).flatten().is_some_and(|p| !p.fits && p.phases.len() > 1);
@@ -85,9 +92,10 @@ pub fn start_migration_form(
             }}
             {move || phased_needed().then(|| view! { <input type="hidden" name="phased" value="on"/> })}
             {move || error().map(|e| view! { <ErrorNotice error=e/> })}
-            <button type="submit" class=format!("{BUTTON_PRIMARY} w-full") disabled=move || selected.get().is_empty() || action.pending().get()>
+            <button type="submit" class=format!("{BUTTON_PRIMARY} w-full") disabled=move || !may || selected.get().is_empty() || action.pending().get()>
                 {move || if action.pending().get() { "Starting…" } else if phased_needed() { "Save phased plan and run phase 1" } else { "Migrate to Dedicated Node" }}
             </button>
+            <RoleNotice role permission=Permission::Migrate/>
         </ActionForm>
     }
     .into_any()
@@ -105,7 +113,7 @@ pub fn MigrationProgressPage() -> impl IntoView {
         <Transition fallback=|| view! { <p class="text-sm text-slate-500">"Loading…"</p> }>
             {move || Suspend::new(async move {
                 match progress.await {
-                    Ok(p) => view! { <LiveMigration initial=p control/> }.into_any(),
+                    Ok(p) => view! { <LiveMigration initial=p.item role=p.role control/> }.into_any(),
                     Err(e) => view! { <ErrorNotice error=e/> }.into_any(),
                 }
             })}
@@ -114,7 +122,8 @@ pub fn MigrationProgressPage() -> impl IntoView {
 }
 
 #[component]
-fn LiveMigration(initial: MigrationProgress, control: ServerAction<ControlMigration>) -> impl IntoView {
+fn LiveMigration(initial: MigrationProgress, role: Role, control: ServerAction<ControlMigration>) -> impl IntoView {
+    provide_context(role);
     let state = RwSignal::new(initial);
     #[cfg(feature = "hydrate")]
     follow(state);
@@ -173,9 +182,7 @@ fn WorkloadRow(w: WorkloadProgress, node: String) -> impl IntoView {
                 <span class="font-medium">{title.clone()}<span class="ml-2 text-xs text-slate-500">{format!("{} · phase {}", w.key.namespace, w.phase_index)}</span></span>
                 <Badge text=w.state.label() tone=w.state.tone()/>
             </div>
-            <div class="mt-2 h-2 w-full overflow-hidden rounded-full bg-slate-100 dark:bg-slate-800" role="progressbar" aria-label=format!("{title}: pods on {node}") aria-valuenow=pct.to_string() aria-valuemin="0" aria-valuemax="100">
-                <div class="h-2 rounded-full bg-indigo-500 transition-all" style=format!("width: {pct}%")></div>
-            </div>
+            <div class="mt-2"><Bar percent=pct label=format!("{title}: pods on {node}")/></div>
             <p class="mt-1 text-xs tabular-nums text-slate-600 dark:text-slate-400" data-testid="whereabouts">
                 {w.whereabouts(&node)}
                 {w.min_available_seen.map(|m| format!(" Lowest available during the move: {m} of {}.", w.desired))}
@@ -187,6 +194,7 @@ fn WorkloadRow(w: WorkloadProgress, node: String) -> impl IntoView {
 
 #[component]
 fn ControlButton(m: MigrationProgress, action: ControlAction, target: Option<u32>, control: ServerAction<ControlMigration>) -> impl IntoView {
+    let role = expect_context::<Role>();
     view! {
         <ActionForm action=control>
             <input type="hidden" name="workspace" value=m.workspace/>
@@ -194,7 +202,8 @@ fn ControlButton(m: MigrationProgress, action: ControlAction, target: Option<u32
             <input type="hidden" name="name" value=m.name/>
             <input type="hidden" name="action" value=action.as_str()/>
             {target.map(|t| view! { <input type="hidden" name="target" value=t.to_string()/> })}
-            <button type="submit" class=BUTTON_PRIMARY disabled=move || control.pending().get()>{action.label()}</button>
+            <button type="submit" class=BUTTON_PRIMARY disabled=move || !role.may(Permission::Migrate) || control.pending().get()>{action.label()}</button>
+            <RoleNotice role permission=Permission::Migrate/>
         </ActionForm>
     }
 }
@@ -264,6 +273,7 @@ fn RollbackPanel(m: MigrationProgress, control: ServerAction<ControlMigration>) 
 
 #[component]
 fn PausedPanel(m: MigrationProgress, control: ServerAction<ControlMigration>) -> impl IntoView {
+    let may = expect_context::<Role>().may(Permission::Migrate);
     view! {
         <Card title="Paused">
             <p role="status" class="mb-4 text-sm text-amber-800 dark:text-amber-300" data-testid="pause-reason">{m.pause_reason.clone().unwrap_or_else(|| "Paused by request.".into())}</p>
@@ -279,7 +289,7 @@ fn PausedPanel(m: MigrationProgress, control: ServerAction<ControlMigration>) ->
                         <span class="mb-1 block font-medium">"Resume at (UTC)"</span>
                         <input type="datetime-local" name="at" required class=INPUT/>
                     </label>
-                    <button type="submit" class=BUTTON_SECONDARY>"Schedule"</button>
+                    <button type="submit" class=BUTTON_SECONDARY disabled=!may>"Schedule"</button>
                 </ActionForm>
             </div>
         </Card>
@@ -288,8 +298,7 @@ fn PausedPanel(m: MigrationProgress, control: ServerAction<ControlMigration>) ->
 
 #[cfg(feature = "hydrate")]
 fn follow(state: RwSignal<MigrationProgress>) {
-    use futures::StreamExt;
-    use gloo_net::eventsource::futures::EventSource;
+    use crate::live::{follow, Next};
 
     let start = state.get_untracked();
     if start.is_settled() {
@@ -297,28 +306,27 @@ fn follow(state: RwSignal<MigrationProgress>) {
     }
     let epoch = use_context::<crate::pages::layout::NotificationsEpoch>();
     let url = format!("/api/events{}", migration_href(&start.workspace, &start.namespace, &start.name));
-    leptos::task::spawn_local(async move {
-        let Ok(mut source) = EventSource::new(&url) else { return };
-        let Ok(mut stream) = source.subscribe("progress") else { return };
-        while let Some(Ok((_, msg))) = stream.next().await {
-            let Some(text) = msg.data().as_string() else { continue };
-            let Ok(update) = serde_json::from_str::<MigrationProgress>(&text) else { continue };
-            let settled = update.is_settled();
-            let (ws, ns, name) = (update.workspace.clone(), update.namespace.clone(), update.name.clone());
-            if state.try_set(update).is_some() {
-                break;
-            }
-            if settled {
-                // The settled state's report (before/after numbers) is computed on request.
-                if let Ok(full) = load_migration_progress(ws, ns, name).await {
-                    let _ = state.try_set(full);
-                }
-                if let Some(e) = epoch {
-                    e.0.update(|v| *v += 1);
-                }
-                break;
-            }
+    let on_update = move |update: MigrationProgress| {
+        let settled = update.is_settled();
+        // A disposed signal means the page is gone: stop listening.
+        if state.try_set(update).is_some() || settled {
+            Next::Stop
+        } else {
+            Next::Listen
         }
-        source.close();
+    };
+    let reload = move || load_migration_progress(start.workspace.clone(), start.namespace.clone(), start.name.clone());
+    leptos::task::spawn_local(async move {
+        follow(&url, on_update, || async { reload().await.ok().map(|r| r.item) }).await;
+        if state.try_with_untracked(|s| s.is_settled()) != Some(true) {
+            return;
+        }
+        // The settled state's report (before/after numbers) is computed on request.
+        if let Ok(full) = reload().await {
+            let _ = state.try_set(full.item);
+        }
+        if let Some(e) = epoch {
+            e.0.update(|v| *v += 1);
+        }
     });
 }

@@ -7,7 +7,7 @@ use leptos_meta::Title;
 
 use crate::components::{Badge, Card, ErrorNotice, PageHeader, BUTTON_PRIMARY, INPUT};
 use crate::error::AppError;
-use crate::model::{format_amount, MigratableWorkload, MigrationPlan, MigrationScreen, TargetNode, Tone, WorkloadKey};
+use crate::model::{format_amount, MigratableWorkload, MigrationPlan, MigrationScreen, Role, TargetNode, Tone, WorkloadKey};
 use crate::pages::layout::use_workspace_slug;
 
 #[server(endpoint = "load_migration_screen")]
@@ -116,7 +116,7 @@ fn Migration(s: MigrationScreen) -> impl IntoView {
                         })}
                     </Transition>
                 </Card>
-                {view! { <StartMigration ws=ws.clone() node selected plan guard=s.latency_guard_available/> }}
+                {view! { <StartMigration ws=ws.clone() role=s.workspace.role node selected plan guard=s.latency_guard_available/> }}
             </aside>
         </div>
     }
@@ -256,10 +256,11 @@ fn DryRun(p: MigrationPlan) -> impl IntoView {
 #[component]
 fn StartMigration(
     ws: String,
+    role: Role,
     node: RwSignal<String>,
     selected: RwSignal<Vec<WorkloadKey>>,
     plan: Resource<Result<Option<MigrationPlan>, AppError>>,
     guard: bool,
 ) -> impl IntoView {
-    crate::pages::migration_run::start_migration_form(ws, node, selected, plan, guard)
+    crate::pages::migration_run::start_migration_form(ws, role, node, selected, plan, guard)
 }

@@ -6,16 +6,18 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
 
-use crate::components::{Badge, Card, ErrorNotice, LocalTime, PageHeader, BUTTON_PRIMARY, BUTTON_SECONDARY};
+use crate::components::{Badge, Bar, Card, ErrorNotice, LocalTime, PageHeader, RoleNotice, BUTTON_PRIMARY, BUTTON_SECONDARY};
 use crate::error::AppError;
-use crate::model::{format_duration_ms, format_usd, NodePhase, NodeProgress, StepState, StepView};
+use crate::model::{format_duration_ms, format_usd, NodePhase, NodeProgress, Permission, Role, StepState, StepView, WithRole};
 use crate::pages::add_node::StartProvisioning;
 use crate::pages::layout::use_workspace_slug;
 
 #[server(endpoint = "load_node_progress")]
-pub async fn load_node_progress(workspace: String, name: String) -> Result<NodeProgress, AppError> {
+pub async fn load_node_progress(workspace: String, name: String) -> Result<WithRole<NodeProgress>, AppError> {
     use crate::context::*;
-    backend()?.node_progress(&current_user()?, &workspace, &name).await
+    let (user, backend) = (current_user()?, backend()?);
+    let item = backend.node_progress(&user, &workspace, &name).await?;
+    Ok(WithRole { role: backend.role_in(&user, &workspace).await?, item })
 }
 
 /// Where the browser reads the live stream of a node's progress.
@@ -34,7 +36,7 @@ pub fn NodeProgressPage() -> impl IntoView {
         <Transition fallback=|| view! { <p class="text-sm text-slate-500">"Loading…"</p> }>
             {move || Suspend::new(async move {
                 match progress.await {
-                    Ok(p) => view! { <LiveProgress initial=p/> }.into_any(),
+                    Ok(p) => view! { <LiveProgress initial=p.item role=p.role/> }.into_any(),
                     Err(e) => view! { <ErrorNotice error=e/> }.into_any(),
                 }
             })}
@@ -43,7 +45,7 @@ pub fn NodeProgressPage() -> impl IntoView {
 }
 
 #[component]
-fn LiveProgress(initial: NodeProgress) -> impl IntoView {
+fn LiveProgress(initial: NodeProgress, role: Role) -> impl IntoView {
     let state = RwSignal::new(initial);
     let just_ready = RwSignal::new(false);
     #[cfg(feature = "hydrate")]
@@ -57,10 +59,7 @@ fn LiveProgress(initial: NodeProgress) -> impl IntoView {
         <div class="grid gap-6 lg:grid-cols-3">
             <div class="lg:col-span-2">
                 <Card title="Provisioning progress">
-                    <div class="mb-5 h-2 w-full overflow-hidden rounded-full bg-slate-100 dark:bg-slate-800"
-                        role="progressbar" aria-label="Provisioning progress" aria-valuemin="0" aria-valuemax="100" aria-valuenow=move || p().progress.to_string()>
-                        <div class="h-2 rounded-full bg-indigo-500 transition-all" style=move || format!("width: {}%", p().progress)></div>
-                    </div>
+                    <div class="mb-5"><Bar percent=Signal::derive(move || f64::from(p().progress)) label="Provisioning progress"/></div>
                     // Screen readers hear each step as it changes.
                     <p class="sr-only" aria-live="polite">{move || current_step(&p())}</p>
                     <ol class="space-y-4" data-testid="steps">
@@ -69,7 +68,7 @@ fn LiveProgress(initial: NodeProgress) -> impl IntoView {
                 </Card>
             </div>
             <div class="space-y-6">
-                {move || (p().phase == NodePhase::Failed).then(|| view! { <FailurePanel p=p()/> })}
+                {move || (p().phase == NodePhase::Failed).then(|| view! { <FailurePanel p=p() role/> })}
                 {move || (p().phase == NodePhase::Ready).then(|| {
                     let ws = p().workspace;
                     view! {
@@ -118,7 +117,8 @@ fn Step(s: StepView) -> impl IntoView {
 }
 
 #[component]
-fn FailurePanel(p: NodeProgress) -> impl IntoView {
+fn FailurePanel(p: NodeProgress, role: Role) -> impl IntoView {
+    let may = role.may(Permission::ManageNodes);
     let retry = ServerAction::<StartProvisioning>::new();
     let retry_error = move || retry.value().get().and_then(|r| r.err());
     let (ws, failed) = (p.workspace.clone(), p.name.clone());
@@ -143,7 +143,7 @@ fn FailurePanel(p: NodeProgress) -> impl IntoView {
                                 <input type="hidden" name="size" value=a.size.clone()/>
                                 <input type="hidden" name="region" value=a.region.clone()/>
                                 <input type="hidden" name="replaces" value=failed.clone()/>
-                                <button type="submit" class=format!("{BUTTON_SECONDARY} w-full justify-between")>
+                                <button type="submit" class=format!("{BUTTON_SECONDARY} w-full justify-between") disabled=!may>
                                     <span>{format!("Retry: {} in {}", a.size, a.region)}</span>
                                     <span class="tabular-nums text-slate-500">{format!("{}/mo", format_usd(a.monthly_usd))}</span>
                                 </button>
@@ -152,6 +152,7 @@ fn FailurePanel(p: NodeProgress) -> impl IntoView {
                     </div>
                 }.into_any()
             }}
+            <RoleNotice role permission=Permission::ManageNodes/>
             {move || retry_error().map(|e| view! { <div class="mt-3"><ErrorNotice error=e/></div> })}
         </Card>
     }
@@ -170,8 +171,7 @@ fn ReadyToast(p: NodeProgress) -> impl IntoView {
 /// Follows the server-sent events of this node until it settles or the page goes away.
 #[cfg(feature = "hydrate")]
 fn follow_events(state: RwSignal<NodeProgress>, just_ready: RwSignal<bool>) {
-    use futures::StreamExt;
-    use gloo_net::eventsource::futures::EventSource;
+    use crate::live::{follow, Next};
 
     let start = state.get_untracked();
     if start.is_settled() {
@@ -179,30 +179,28 @@ fn follow_events(state: RwSignal<NodeProgress>, just_ready: RwSignal<bool>) {
     }
     let epoch = use_context::<crate::pages::layout::NotificationsEpoch>();
     let url = events_url(&start.workspace, &start.name);
-    leptos::task::spawn_local(async move {
-        let Ok(mut source) = EventSource::new(&url) else { return };
-        let Ok(mut stream) = source.subscribe("progress") else { return };
-        while let Some(Ok((_, msg))) = stream.next().await {
-            let Some(text) = msg.data().as_string() else { continue };
-            let Ok(update) = serde_json::from_str::<NodeProgress>(&text) else { continue };
-            let settled = update.is_settled();
-            // A disposed signal means the page is gone: stop listening.
-            let Some(was) = state.try_with_untracked(|s| s.phase) else { break };
-            let became_ready = update.phase == NodePhase::Ready && was != NodePhase::Ready;
-            if state.try_set(update).is_some() {
-                break;
-            }
-            if became_ready {
-                just_ready.set(true);
-            }
-            if settled {
-                // Told: the notification exists now, so the bell can show it.
-                if let Some(e) = epoch {
-                    e.0.update(|v| *v += 1);
-                }
-                break;
-            }
+    let on_update = move |update: NodeProgress| {
+        let settled = update.is_settled();
+        // A disposed signal means the page is gone: stop listening.
+        let Some(was) = state.try_with_untracked(|s| s.phase) else { return Next::Stop };
+        let became_ready = update.phase == NodePhase::Ready && was != NodePhase::Ready;
+        if state.try_set(update).is_some() {
+            return Next::Stop;
         }
-        source.close();
+        if became_ready {
+            just_ready.set(true);
+        }
+        if !settled {
+            return Next::Listen;
+        }
+        // Told: the notification exists now, so the bell can show it.
+        if let Some(e) = epoch {
+            e.0.update(|v| *v += 1);
+        }
+        Next::Stop
+    };
+    let reload = move || load_node_progress(start.workspace.clone(), start.name.clone());
+    leptos::task::spawn_local(async move {
+        follow(&url, on_update, || async { reload().await.ok().map(|r| r.item) }).await;
     });
 }

@@ -5,9 +5,9 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
 
-use crate::components::{Badge, Card, ErrorNotice, PageHeader, UsageMeter, BUTTON_PRIMARY, BUTTON_SECONDARY};
+use crate::components::{Badge, Card, ErrorNotice, PageHeader, RoleNotice, UsageMeter, BUTTON_PRIMARY, BUTTON_SECONDARY};
 use crate::error::AppError;
-use crate::model::{count, format_age, format_amount, DedicatedNodeSummary, NodeOverview, Plan, SharedPoolUsage};
+use crate::model::{count, format_age, format_amount, DedicatedNodeSummary, NodeOverview, Permission, Plan, Role, SharedPoolUsage};
 use crate::pages::layout::use_workspace_slug;
 
 #[server(endpoint = "load_node_overview")]
@@ -53,12 +53,21 @@ pub fn NodeManagementPage() -> impl IntoView {
 #[component]
 fn Overview(o: NodeOverview) -> impl IntoView {
     let plan = o.workspace.plan;
+    let role = o.workspace.role;
+    provide_context(role);
     let add_href = format!("/w/{}/nodes/new", o.workspace.slug);
     let ws = o.workspace.slug.clone();
     view! {
         <PageHeader title="Node Management" subtitle=format!("{} · {} plan", o.workspace.name, plan.label())>
-            {plan.allows_dedicated_nodes().then(|| view! {
-                <a href=add_href.clone() class=BUTTON_PRIMARY>"Add Dedicated Node"</a>
+            {plan.allows_dedicated_nodes().then(|| if role.may(Permission::ManageNodes) {
+                view! { <a href=add_href.clone() class=BUTTON_PRIMARY>"Add Dedicated Node"</a> }.into_any()
+            } else {
+                view! {
+                    <div class="flex max-w-xs flex-col items-end gap-1">
+                        <button type="button" disabled class=BUTTON_PRIMARY>"Add Dedicated Node"</button>
+                        <RoleNotice role permission=Permission::ManageNodes/>
+                    </div>
+                }.into_any()
             })}
         </PageHeader>
         {o.cluster_error.clone().map(|msg| view! { <div class="mb-6"><ErrorNotice error=AppError::ClusterUnavailable(msg)/></div> })}
@@ -129,11 +138,12 @@ fn UpgradeNotice(plan: Plan) -> impl IntoView {
     }
 }
 
-const DANGER_LINK: &str = "rounded-lg px-2 py-1 text-sm text-rose-600 hover:bg-rose-50 focus:outline-none focus-visible:ring-2 focus-visible:ring-rose-500 dark:text-rose-400 dark:hover:bg-rose-950";
+const DANGER_LINK: &str = "rounded-lg px-2 py-1 text-sm text-rose-600 hover:bg-rose-50 focus:outline-none focus-visible:ring-2 focus-visible:ring-rose-500 dark:text-rose-400 dark:hover:bg-rose-950 disabled:cursor-not-allowed disabled:opacity-40";
 
 #[component]
 fn DedicatedNodeTable(ws: String, nodes: Vec<DedicatedNodeSummary>) -> impl IntoView {
     let delete = expect_context::<ServerAction<DeleteDedicatedNode>>();
+    let may = expect_context::<Role>().may(Permission::ManageNodes);
     let confirming = RwSignal::new(None::<String>);
     let delete_error = move || delete.value().get().and_then(|r| r.err());
     let ws_dialog = ws.clone();
@@ -162,7 +172,7 @@ fn DedicatedNodeTable(ws: String, nodes: Vec<DedicatedNodeSummary>) -> impl Into
                                 <td class="py-3 pr-4 tabular-nums">{format!("{} / {} {}", format_amount(n.cpu.used), format_amount(n.cpu.hard), n.cpu.unit)}</td>
                                 <td class="py-3 pr-4 tabular-nums">{format!("{} / {} {}", format_amount(n.memory.used), format_amount(n.memory.hard), n.memory.unit)}</td>
                                 <td class="py-3 text-right">
-                                    <button type="button" class=DANGER_LINK on:click=move |_| confirming.set(Some(to_confirm.clone()))>"Delete"</button>
+                                    <button type="button" class=DANGER_LINK disabled=!may on:click=move |_| confirming.set(Some(to_confirm.clone()))>"Delete"</button>
                                 </td>
                             </tr>
                         }
@@ -178,6 +188,7 @@ fn DedicatedNodeTable(ws: String, nodes: Vec<DedicatedNodeSummary>) -> impl Into
 #[component]
 fn FailedRequests(ws: String, failed: Vec<DedicatedNodeSummary>) -> impl IntoView {
     let delete = expect_context::<ServerAction<DeleteDedicatedNode>>();
+    let may = expect_context::<Role>().may(Permission::ManageNodes);
     view! {
         <ul class="divide-y divide-slate-100 dark:divide-slate-800" data-testid="failed-requests">
             {failed.into_iter().map(|n| {
@@ -196,7 +207,7 @@ fn FailedRequests(ws: String, failed: Vec<DedicatedNodeSummary>) -> impl IntoVie
                             <ActionForm action=delete>
                                 <input type="hidden" name="workspace" value=ws/>
                                 <input type="hidden" name="name" value=name/>
-                                <button type="submit" class=DANGER_LINK>"Dismiss"</button>
+                                <button type="submit" class=DANGER_LINK disabled=!may>"Dismiss"</button>
                             </ActionForm>
                         </div>
                     </li>

@@ -5,7 +5,7 @@
 //!    server functions read it, and
 //! 3. sends a signed-out visit to any page (not assets, health or API) to the sign-in page.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use app::backend::{ClientAddr, SessionToken, SESSION_COOKIE};
 use axum::extract::{ConnectInfo, Request, State};
@@ -45,6 +45,19 @@ pub fn same_origin(headers: &HeaderMap) -> bool {
     source.and_then(host_of).is_some_and(|h| h.eq_ignore_ascii_case(host))
 }
 
+/// Who is asking: the peer, unless the peer is a trusted proxy; then the nearest address in
+/// `X-Forwarded-For` (read from the right) that is not a trusted proxy itself. A client can
+/// put anything at the left of that header, so only the hops our own proxies appended count.
+pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[ipnet::IpNet]) -> IpAddr {
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|n| n.contains(ip));
+    if !is_trusted(&peer) {
+        return peer;
+    }
+    let hops: Vec<IpAddr> =
+        headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).filter_map(|h| h.trim().parse().ok()).collect();
+    hops.into_iter().rev().find(|ip| !is_trusted(ip)).unwrap_or(peer)
+}
+
 fn changes_state(method: &Method) -> bool {
     !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
 }
@@ -55,8 +68,8 @@ pub async fn gate(State(state): State<AppState>, mut req: Request, next: Next) -
     }
 
     if let Some(ConnectInfo(addr)) = req.extensions().get::<ConnectInfo<SocketAddr>>() {
-        let ip = addr.ip().to_string();
-        req.extensions_mut().insert(ClientAddr(ip));
+        let ip = client_ip(addr.ip(), req.headers(), &state.trusted_proxies);
+        req.extensions_mut().insert(ClientAddr(ip.to_string()));
     }
 
     let token = cookie(req.headers(), SESSION_COOKIE);
@@ -125,6 +138,17 @@ mod tests {
         let h = headers(&[("cookie", "theme=dark; hx_session=abc; other=1")]);
         assert_eq!(cookie(&h, "hx_session").as_deref(), Some("abc"));
         assert_eq!(cookie(&headers(&[("cookie", "hx_session=")]), "hx_session"), None);
+    }
+
+    #[test]
+    fn forwarded_addresses_are_believed_only_from_trusted_proxies() {
+        let trusted: Vec<ipnet::IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let h = headers(&[("x-forwarded-for", "6.6.6.6, 203.0.113.7, 10.1.2.3")]);
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(client_ip(ip("10.9.9.9"), &h, &trusted), ip("203.0.113.7"), "the nearest untrusted hop, not the client's own claim");
+        assert_eq!(client_ip(ip("198.51.100.1"), &h, &trusted), ip("198.51.100.1"), "an untrusted peer is itself");
+        assert_eq!(client_ip(ip("10.9.9.9"), &h, &[]), ip("10.9.9.9"), "without trusted proxies the header is ignored");
+        assert_eq!(client_ip(ip("10.9.9.9"), &headers(&[]), &trusted), ip("10.9.9.9"));
     }
 
     #[test]

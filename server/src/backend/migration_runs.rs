@@ -164,7 +164,7 @@ impl DashboardBackend {
                 progress_deadline_seconds: 120,
                 paused: false,
                 resume_at: None,
-                latency_guard: margin.map(|m| LatencyGuardSpec { margin_percent: m, consecutive_intervals: 3, interval_seconds: 5, query: None }),
+                latency_guard: margin.map(|m| LatencyGuardSpec { margin_percent: m, consecutive_intervals: 3, interval_seconds: 5, metric: None }),
                 retry: 0,
                 requested_by: user.email.clone(),
             },

@@ -17,7 +17,15 @@ pub mod views;
 use crate::auth::password;
 use crate::auth::rate_limit::LoginLimiter;
 use crate::catalogue::Catalogue;
+use crate::live::LiveStreams;
 use crate::store::{AuditEntry, Store};
+
+/// Password checks (argon2: ~19 MiB and most of a core each) that may run at once; a sign-in
+/// beyond them is answered "busy" at once instead of queueing.
+pub const CONCURRENT_PASSWORD_CHECKS: usize = 4;
+/// Who a failed sign-in for an email that is no account is recorded as: what was typed may
+/// be a password in the wrong field, so it is not stored.
+pub const UNKNOWN_ACCOUNT: &str = "(unknown account)";
 
 pub struct DashboardBackend {
     store: Store,
@@ -26,12 +34,19 @@ pub struct DashboardBackend {
     /// A metrics source is configured for the migration latency guard.
     latency_guard: bool,
     limiter: LoginLimiter,
+    password_checks: Arc<tokio::sync::Semaphore>,
     secure_cookies: bool,
+    live: Arc<LiveStreams>,
 }
 
 pub(crate) fn internal(e: impl std::fmt::Display) -> AppError {
     tracing::error!(error = %e, "internal error");
     AppError::Internal("the request could not be completed; it has been logged".into())
+}
+
+/// A name from a request that breaks Kubernetes' naming rules never reaches the API server.
+fn valid(check: Result<(), String>) -> Result<(), AppError> {
+    check.map_err(AppError::Invalid)
 }
 
 pub(crate) fn cluster_error(e: kube::Error) -> String {
@@ -61,8 +76,18 @@ impl DashboardBackend {
         latency_guard: bool,
         limiter: LoginLimiter,
         secure_cookies: bool,
+        live: Arc<LiveStreams>,
     ) -> Arc<Self> {
-        Arc::new(Self { store, kube, catalogue, latency_guard, limiter, secure_cookies })
+        Arc::new(Self {
+            store,
+            kube,
+            catalogue,
+            latency_guard,
+            limiter,
+            password_checks: Arc::new(tokio::sync::Semaphore::new(CONCURRENT_PASSWORD_CHECKS)),
+            secure_cookies,
+            live,
+        })
     }
 
     /// The workspace and its id if the user is a member; `NotFound` otherwise, so that a
@@ -78,6 +103,15 @@ impl DashboardBackend {
     /// Like `kube()`, for operations that cannot go on without the cluster.
     fn require_kube(&self) -> Result<&kube::Client, AppError> {
         self.kube().map_err(AppError::ClusterUnavailable)
+    }
+
+    /// The user's role lets them make this kind of change; `Forbidden` says why not.
+    fn require(ws: &WorkspaceSummary, p: Permission) -> Result<(), AppError> {
+        if ws.role.may(p) {
+            Ok(())
+        } else {
+            Err(AppError::Forbidden(ws.role.refusal(p)))
+        }
     }
 
     /// Membership, and a plan that includes dedicated nodes (the use case's precondition).
@@ -97,16 +131,25 @@ impl DashboardBackend {
 #[async_trait]
 impl Backend for DashboardBackend {
     async fn sign_in(&self, email: &str, password: &str, client: &str) -> Result<NewSession, AppError> {
-        if let Err(wait) = self.limiter.check(email, client, Instant::now()) {
+        // Reserved before any work: parallel guesses count against the limit while in flight.
+        let attempt = self.limiter.reserve(email, client, Instant::now()).map_err(|wait| {
             let minutes = wait.as_secs().div_ceil(60).max(1);
-            return Err(AppError::RateLimited(format!("too many failed sign-ins; try again in {}.", count(minutes as i64, "minute", "minutes"))));
-        }
+            AppError::RateLimited(format!("too many failed sign-ins; try again in {}.", count(minutes as i64, "minute", "minutes")))
+        })?;
+        let permit = self.password_checks.clone().try_acquire_owned().map_err(|_| AppError::RateLimited("sign-in is busy; try again in a moment.".into()))?;
         let user = self.store.user_by_email(email).await.map_err(internal)?;
-        let hash = user.as_ref().map(|u| u.password_hash.clone()).unwrap_or_else(|| password::decoy_hash().to_string());
+        let stored = user.as_ref().map(|u| u.password_hash.clone());
         let pw = password.to_string();
-        let ok = tokio::task::spawn_blocking(move || password::verify(&pw, &hash)).await.map_err(internal)?;
-        let audit = |outcome: &str| AuditEntry {
-            actor: email.to_string(),
+        // The check (and, for an unknown email, the decoy's first hashing) runs off the async
+        // threads, and an unknown email takes as long as a wrong password.
+        let ok = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            password::verify(&pw, stored.as_deref().unwrap_or_else(|| password::decoy_hash()))
+        })
+        .await
+        .map_err(internal)?;
+        let audit = |actor: &str, outcome: &str| AuditEntry {
+            actor: actor.to_string(),
             workspace_id: None,
             action: "sign-in".into(),
             target: None,
@@ -115,20 +158,25 @@ impl Backend for DashboardBackend {
         };
         match user {
             Some(u) if ok => {
-                self.limiter.record_success(email);
+                attempt.succeeded();
+                // One session a person: signing in again ends the sessions signed in before.
+                self.store.delete_sessions_of(&u.id).await.map_err(internal)?;
+                self.live.end_user(&u.id);
                 let token = self.store.create_session(&u.id).await.map_err(internal)?;
-                self.store.audit(&audit("succeeded")).await.map_err(internal)?;
+                self.store.audit(&audit(&u.email, "succeeded")).await.map_err(internal)?;
                 Ok(NewSession { token, user: SessionUser { user_id: u.id, email: u.email, display_name: u.display_name } })
             }
-            _ => {
-                self.limiter.record_failure(email, client, Instant::now());
-                self.store.audit(&audit("failed")).await.map_err(internal)?;
+            known => {
+                attempt.failed(Instant::now());
+                let actor = known.as_ref().map_or(UNKNOWN_ACCOUNT, |u| u.email.as_str());
+                self.store.audit(&audit(actor, "failed")).await.map_err(internal)?;
                 Err(AppError::Invalid("The email or password is not right.".into()))
             }
         }
     }
 
     async fn sign_out(&self, token: &str) -> Result<(), AppError> {
+        self.live.end_session(token);
         self.store.delete_session(token).await.map_err(internal)
     }
 
@@ -163,16 +211,23 @@ impl Backend for DashboardBackend {
 
     async fn start_provisioning(&self, user: &SessionUser, workspace: &str, size: &str, region: &str, replaces: Option<&str>) -> Result<String, AppError> {
         let ws = self.dedicated_capable(user, workspace).await?;
+        Self::require(&ws, Permission::ManageNodes)?;
+        if let Some(old) = replaces {
+            valid(check_name("dedicated node", old))?;
+        }
         self.provision(user, &ws, size, region, replaces).await
     }
 
     async fn node_progress(&self, user: &SessionUser, workspace: &str, name: &str) -> Result<NodeProgress, AppError> {
         let (_, ws) = self.membership(user, workspace).await?;
+        valid(check_name("dedicated node", name))?;
         Ok(views::node_progress(&self.workspace_node(&ws.slug, name).await?))
     }
 
     async fn delete_dedicated_node(&self, user: &SessionUser, workspace: &str, name: &str) -> Result<(), AppError> {
         let (_, ws) = self.membership(user, workspace).await?;
+        Self::require(&ws, Permission::ManageNodes)?;
+        valid(check_name("dedicated node", name))?;
         self.delete_node(user, &ws, name).await
     }
 
@@ -183,6 +238,7 @@ impl Backend for DashboardBackend {
 
     async fn plan_migration(&self, user: &SessionUser, workspace: &str, node: &str, workloads: &[WorkloadKey]) -> Result<MigrationPlan, AppError> {
         let ws = self.dedicated_capable(user, workspace).await?;
+        valid(check_name("node", node))?;
         self.plan_for(&ws, node, workloads).await.map(|(plan, _)| plan)
     }
 
@@ -196,11 +252,14 @@ impl Backend for DashboardBackend {
         latency_margin_percent: Option<f64>,
     ) -> Result<(String, String), AppError> {
         let ws = self.dedicated_capable(user, workspace).await?;
+        Self::require(&ws, Permission::Migrate)?;
+        valid(check_name("node", node))?;
         self.start_migration_for(user, &ws, node, workloads, phased, latency_margin_percent).await
     }
 
     async fn migration_progress(&self, user: &SessionUser, workspace: &str, namespace: &str, name: &str) -> Result<MigrationProgress, AppError> {
         let (_, ws) = self.membership(user, workspace).await?;
+        valid(check_namespace(namespace).and(check_name("migration", name)))?;
         let migration = self.workspace_migration(&ws.slug, namespace, name).await?;
         let mut progress = views::migration_progress(&migration);
         if progress.phase == MigrationState::Succeeded {
@@ -211,7 +270,13 @@ impl Backend for DashboardBackend {
 
     async fn control_migration(&self, user: &SessionUser, workspace: &str, namespace: &str, name: &str, control: &MigrationControl) -> Result<(), AppError> {
         let ws = self.dedicated_capable(user, workspace).await?;
+        Self::require(&ws, Permission::Migrate)?;
+        valid(check_namespace(namespace).and(check_name("migration", name)))?;
         self.control(user, &ws, namespace, name, control).await
+    }
+
+    async fn role_in(&self, user: &SessionUser, workspace: &str) -> Result<Role, AppError> {
+        Ok(self.membership(user, workspace).await?.1.role)
     }
 
     fn secure_cookies(&self) -> bool {

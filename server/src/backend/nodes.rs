@@ -301,7 +301,7 @@ mod tests {
 
     #[test]
     fn every_improvement_comes_from_the_workspaces_numbers() {
-        let ws = WorkspaceSummary { slug: "acme".into(), name: "acme".into(), plan: Plan::Pro };
+        let ws = WorkspaceSummary { slug: "acme".into(), name: "acme".into(), plan: Plan::Pro, role: Role::Owner };
         let bar = |used, hard| UsageBar { label: String::new(), used, hard, unit: String::new() };
         let pool = SharedPoolUsage { cpu: bar(2.7, 8.0), memory: bar(1.0, 16.0), pods: bar(9.0, 40.0), pool_nodes: 3, neighbour_workspaces: 1 };
         let need = Need { requests: Resources::new(1.5, GIB), surge: Resources::new(0.5, 0.0), pods: 3 };

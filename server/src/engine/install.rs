@@ -66,12 +66,30 @@ pub async fn ensure_platform(client: Client) -> Result<(), InstallError> {
     wait_served(Api::<DedicatedNode>::all(client.clone()), "dedicatednodes.hexabase.ai").await?;
     wait_served(Api::<WorkloadMigration>::all(client.clone()), "workloadmigrations.hexabase.ai").await?;
     apply::<PriorityClass>(&client, &parse("priorityclass.yaml", PRIORITY_CLASS)?).await?;
-    let mut docs = documents(ADMISSION);
-    let policy: ValidatingAdmissionPolicy = parse("admission.yaml", docs.next().unwrap_or_default())?;
-    let binding: ValidatingAdmissionPolicyBinding = parse("admission.yaml", docs.next().unwrap_or_default())?;
-    apply(&client, &policy).await?;
-    apply(&client, &binding).await?;
+    let (policies, bindings) = admission()?;
+    for policy in &policies {
+        apply(&client, policy).await?;
+    }
+    for binding in &bindings {
+        apply(&client, binding).await?;
+    }
     Ok(())
+}
+
+/// The admission policies and their bindings of `deploy/platform/admission.yaml`.
+fn admission() -> Result<(Vec<ValidatingAdmissionPolicy>, Vec<ValidatingAdmissionPolicyBinding>), InstallError> {
+    #[derive(serde::Deserialize)]
+    struct Kind {
+        kind: String,
+    }
+    let (mut policies, mut bindings) = (Vec::new(), Vec::new());
+    for doc in documents(ADMISSION) {
+        match parse::<Kind>("admission.yaml", doc)?.kind.as_str() {
+            "ValidatingAdmissionPolicyBinding" => bindings.push(parse("admission.yaml", doc)?),
+            _ => policies.push(parse("admission.yaml", doc)?),
+        }
+    }
+    Ok((policies, bindings))
 }
 
 async fn wait_served<K>(api: Api<K>, name: &str) -> Result<(), InstallError>
@@ -97,11 +115,12 @@ mod tests {
         let pc: PriorityClass = parse("priorityclass.yaml", PRIORITY_CLASS).unwrap();
         assert_eq!(pc.name_any(), crate::cluster::labels::DEDICATED_PRIORITY_CLASS);
         assert_eq!((pc.value, pc.preemption_policy.as_deref(), pc.global_default), (Some(0), Some("Never"), Some(false)));
-        let docs: Vec<_> = documents(ADMISSION).collect();
-        assert_eq!(docs.len(), 2);
-        let policy: ValidatingAdmissionPolicy = parse("admission.yaml", docs[0]).unwrap();
-        let binding: ValidatingAdmissionPolicyBinding = parse("admission.yaml", docs[1]).unwrap();
-        assert_eq!(binding.spec.policy_name, policy.name_any());
-        assert!(policy.spec.unwrap().validations.unwrap()[0].expression.contains(crate::cluster::labels::DEDICATED_PRIORITY_CLASS));
+        let (policies, bindings) = admission().unwrap();
+        assert_eq!((policies.len(), bindings.len()), (2, 2));
+        for (policy, binding) in policies.iter().zip(&bindings) {
+            assert_eq!(binding.spec.policy_name, policy.name_any(), "each policy is bound");
+        }
+        let first = policies[0].spec.clone().unwrap().validations.unwrap();
+        assert!(first[0].expression.contains(crate::cluster::labels::DEDICATED_PRIORITY_CLASS));
     }
 }

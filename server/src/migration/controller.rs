@@ -27,6 +27,7 @@ use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
 use serde_json::{json, Value};
 
+use super::events::Told;
 use super::latency::{observe, GuardDecision, GuardSettings};
 use super::patch::{self, Scheduling, MIGRATION_ANNOTATION, ORIGINAL_ANNOTATION};
 use super::rollout::{self, Cause, Counts, Verdict};
@@ -84,6 +85,11 @@ pub async fn run(client: Client, ctx: Arc<Context>) {
 fn mover(meta: &ObjectMeta, kind: WorkloadKind) -> Option<(ObjectRef<WorkloadMigration>, WorkloadKey)> {
     let (ns, name) = meta.annotations.as_ref()?.get(MIGRATION_ANNOTATION)?.split_once('/')?;
     Some((ObjectRef::new(name).within(ns), WorkloadKey::new(meta.namespace.clone()?, kind, meta.name.clone()?)))
+}
+
+/// Namespaces of Kubernetes itself: never a tenant's, whatever their labels say.
+fn is_system_namespace(name: &str) -> bool {
+    name.starts_with("kube-") || name == "default"
 }
 
 /// How a migration signs the workloads it moves: `<namespace>/<name>`.
@@ -191,11 +197,17 @@ impl Run<'_> {
         }
         // Settling first ends a pause the user lifted (and resets the guard) before sampling.
         status.settle(approved, paused, self.wm.metadata.generation, now());
-        if status.started_at.is_none() && status.error.is_none() {
+        // Ownership is checked on every reconcile, not only before the first move: a
+        // namespace or a node that stops belonging to the workspace stops the migration, and
+        // a workload in flight goes back where it was.
+        if !status.phase.is_final() && status.error.is_none() {
             if let Some(invalid) = self.validate().await? {
                 tracing::info!(migration = %self.wm.name_any(), reason = %invalid.message, "rejected");
-                status.reject(invalid);
-            } else if status.before.is_none() {
+                match status.workloads.iter().position(|w| w.state == WorkloadState::Moving) {
+                    Some(i) => status.roll_back(i, now(), invalid)?,
+                    None => status.reject(invalid),
+                }
+            } else if status.started_at.is_none() && status.before.is_none() {
                 status.before = Some(self.snapshot(&status).await?);
             }
         }
@@ -285,9 +297,17 @@ impl Run<'_> {
         if spec.phases.iter().all(|p| p.workloads.is_empty()) {
             return Ok(invalid("The migration lists no workloads.".into()));
         }
+        if let Some(metric) = spec.latency_guard.as_ref().and_then(|g| g.metric.as_deref()) {
+            if !super::latency::is_metric_name(metric) {
+                return Ok(invalid(format!("The latency guard's metric \"{metric}\" is not a metric name.")));
+            }
+        }
         let namespaces: BTreeSet<&str> =
             std::iter::once(self.ns.as_str()).chain(spec.phases.iter().flat_map(|p| &p.workloads).map(|w| w.namespace.as_str())).collect();
         for name in namespaces {
+            if is_system_namespace(name) {
+                return Ok(invalid(format!("Namespace {name} is the platform's own: no migration moves workloads there.")));
+            }
             let ns = Api::<Namespace>::all(self.ctx.client.clone()).get_opt(name).await?;
             if ns.as_ref().and_then(|n| n.labels().get(labels::WORKSPACE)) != Some(&spec.workspace) {
                 return Ok(invalid(format!("Namespace {name} does not belong to workspace {}.", spec.workspace)));
@@ -503,14 +523,19 @@ impl Run<'_> {
         Ok(Some(NodeCheck::Found { cordoned: node_spec.unschedulable.unwrap_or(false), untolerated, fit: Fit { allocatable, others, demand } }))
     }
 
+    /// Tells the workspace that owns the migration's namespace (by its label), never the one
+    /// the spec names: a migration naming another workspace must not reach that workspace's
+    /// bell or audit log.
     async fn tell_user(&self, status: &WorkloadMigrationStatus) -> Result<()> {
+        let owner = Api::<Namespace>::all(self.ctx.client.clone()).get_opt(&self.ns).await?.and_then(|n| n.labels().get(labels::WORKSPACE).cloned());
+        let told = Told { wm: &self.wm, owner: owner.as_deref() };
         let events = &self.ctx.events;
         let unknown = || MigrationError { reason: "Failed".into(), message: "The migration failed.".into(), troubleshooting: vec![] };
         match status.phase {
-            MigrationState::Succeeded => events.completed(&self.wm, status).await?,
-            MigrationState::RolledBack => events.rolled_back(&self.wm, &status.error.clone().unwrap_or_else(unknown)).await?,
-            MigrationState::Failed => events.failed(&self.wm, &status.error.clone().unwrap_or_else(unknown)).await?,
-            MigrationState::Paused => events.paused(&self.wm, status.pause_reason.as_deref().unwrap_or(steps::PAUSED_BY_USER)).await?,
+            MigrationState::Succeeded => events.completed(&told, status).await?,
+            MigrationState::RolledBack => events.rolled_back(&told, &status.error.clone().unwrap_or_else(unknown)).await?,
+            MigrationState::Failed => events.failed(&told, &status.error.clone().unwrap_or_else(unknown)).await?,
+            MigrationState::Paused => events.paused(&told, status.pause_reason.as_deref().unwrap_or(steps::PAUSED_BY_USER)).await?,
             _ => {}
         }
         Ok(())

@@ -17,6 +17,13 @@ pub struct MigrationEvents {
     notifier: Notifier,
 }
 
+/// A migration and the workspace that owns its namespace (`None`: no workspace does; the
+/// outcome is audited without a workspace and nobody is notified).
+pub struct Told<'a> {
+    pub wm: &'a WorkloadMigration,
+    pub owner: Option<&'a str>,
+}
+
 /// The migration page a notification links to (the dashboard's route
 /// `/w/:ws/migrations/:namespace/:name`).
 pub fn migration_link(workspace: &str, namespace: &str, name: &str) -> String {
@@ -42,38 +49,39 @@ impl MigrationEvents {
         Self { notifier: Notifier::new(store) }
     }
 
-    pub async fn completed(&self, wm: &WorkloadMigration, status: &WorkloadMigrationStatus) -> StoreResult<()> {
-        let body = format!("Moved to {}: {}.", wm.spec.target_node, availability(status));
-        self.record(wm, "Migration complete", body, "succeeded").await
+    pub async fn completed(&self, t: &Told<'_>, status: &WorkloadMigrationStatus) -> StoreResult<()> {
+        let body = format!("Moved to {}: {}.", t.wm.spec.target_node, availability(status));
+        self.record(t, "Migration complete", body, "succeeded").await
     }
 
-    pub async fn rolled_back(&self, wm: &WorkloadMigration, error: &MigrationError) -> StoreResult<()> {
+    pub async fn rolled_back(&self, t: &Told<'_>, error: &MigrationError) -> StoreResult<()> {
         let body = format!("{} The workload was restored automatically. {}", error.message, error.troubleshooting.join(" "));
-        self.record(wm, "Migration rolled back", body.trim_end().to_string(), "rolled-back").await
+        self.record(t, "Migration rolled back", body.trim_end().to_string(), "rolled-back").await
     }
 
-    pub async fn failed(&self, wm: &WorkloadMigration, error: &MigrationError) -> StoreResult<()> {
+    pub async fn failed(&self, t: &Told<'_>, error: &MigrationError) -> StoreResult<()> {
         let body = format!("{} {}", error.message, error.troubleshooting.join(" "));
-        self.record(wm, "Migration failed", body.trim_end().to_string(), "failed").await
+        self.record(t, "Migration failed", body.trim_end().to_string(), "failed").await
     }
 
-    pub async fn paused(&self, wm: &WorkloadMigration, reason: &str) -> StoreResult<()> {
-        let body = format!("Migration to {} paused before the next workload: {reason}. Resume it now or at a set time.", wm.spec.target_node);
-        self.record(wm, "Migration paused", body, "paused").await
+    pub async fn paused(&self, t: &Told<'_>, reason: &str) -> StoreResult<()> {
+        let body = format!("Migration to {} paused before the next workload: {reason}. Resume it now or at a set time.", t.wm.spec.target_node);
+        self.record(t, "Migration paused", body, "paused").await
     }
 
-    async fn record(&self, wm: &WorkloadMigration, title: &str, body: String, outcome: &'static str) -> StoreResult<()> {
+    async fn record(&self, t: &Told<'_>, title: &str, body: String, outcome: &'static str) -> StoreResult<()> {
+        let wm = t.wm;
         let namespace = wm.namespace().unwrap_or_default();
-        let ws = &wm.spec.workspace;
+        let owner = t.owner.unwrap_or_default();
         self.notifier
             .record(&Outcome {
-                workspace: ws.clone(),
+                workspace: owner.to_string(),
                 actor: if wm.spec.requested_by.is_empty() { ENGINE.to_string() } else { wm.spec.requested_by.clone() },
                 action: ACTION_MIGRATE,
                 target: format!("{namespace}/{}", wm.name_any()),
                 outcome,
-                notification: Some(Message { title: title.into(), body, link: migration_link(ws, &namespace, &wm.name_any()) }),
-                detail: None,
+                notification: t.owner.map(|ws| Message { title: title.into(), body: body.clone(), link: migration_link(ws, &namespace, &wm.name_any()) }),
+                detail: Some(body),
             })
             .await
     }

@@ -82,6 +82,20 @@ pub fn observe(settings: GuardSettings, state: &mut GuardState, sample_ms: f64) 
 pub const DEFAULT_QUERY_TEMPLATE: &str =
     r#"histogram_quantile(0.95, sum by (le) (rate(http_request_duration_seconds_bucket{namespace="{namespace}", workload="{workload}"}[1m])))"#;
 
+/// Whether `name` is a Prometheus metric name (and nothing else).
+pub fn is_metric_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+        && name.len() <= 200
+}
+
+/// The default query for another latency histogram; `None` for anything that is not a metric
+/// name (a migration never gets to write PromQL).
+pub fn query_template_for(metric: &str) -> Option<String> {
+    is_metric_name(metric).then(|| DEFAULT_QUERY_TEMPLATE.replace("http_request_duration_seconds", metric))
+}
+
 /// Timeout for one query, connection included: the guard runs inside the migration loop and
 /// must not stall it.
 const QUERY_TIMEOUT: Duration = Duration::from_secs(3);
@@ -228,6 +242,14 @@ mod tests {
     use super::*;
 
     const S: GuardSettings = GuardSettings { margin_percent: 50.0, consecutive: 2 };
+
+    #[test]
+    fn a_migration_names_a_metric_never_a_query() {
+        assert!(query_template_for("app_latency_seconds").unwrap().contains("app_latency_seconds_bucket{namespace=\"{namespace}\""));
+        for bad in ["up) or vector(1", "x{a=\"b\"}", "1abc", "", "a b", &"a".repeat(201)] {
+            assert_eq!(query_template_for(bad), None, "{bad:?}");
+        }
+    }
 
     #[test]
     fn first_sample_sets_the_baseline() {

@@ -43,7 +43,7 @@ pub struct Config {
     pub scope: Scope,
     /// How often a moving workload is looked at when no watch event comes.
     pub poll: Duration,
-    /// Prometheus' base URL: lets a migration's own `latencyGuard.query` be used.
+    /// Prometheus' base URL: lets a migration's own `latencyGuard.metric` be used.
     pub prometheus_url: Option<String>,
 }
 
@@ -71,11 +71,11 @@ impl Context {
         Self { client, events: MigrationEvents::new(store), config, metrics, lowest_available: Arc::default() }
     }
 
-    /// The source for one migration's guard: its own query against the configured
+    /// The source for one migration's guard: its own metric against the configured
     /// Prometheus, else the context's source.
     pub fn metrics_for(&self, guard: &LatencyGuardSpec) -> Option<Arc<dyn MetricsSource>> {
-        match (&guard.query, &self.config.prometheus_url) {
-            (Some(query), Some(url)) => Some(Arc::new(PrometheusSource::new(url, Some(query)))),
+        match (guard.metric.as_deref().and_then(latency::query_template_for), &self.config.prometheus_url) {
+            (Some(template), Some(url)) => Some(Arc::new(PrometheusSource::new(url, Some(&template)))),
             _ => self.metrics.clone(),
         }
     }

@@ -9,6 +9,7 @@ mod users;
 mod workspaces;
 
 pub use audit::AuditEntry;
+pub use sessions::{token_hash, SESSION_IDLE_SECS, SESSION_TTL_SECS};
 pub use users::UserRecord;
 
 use crate::db::Db;

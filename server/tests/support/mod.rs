@@ -73,6 +73,11 @@ pub struct TestServer {
 impl TestServer {
     /// Starts a seeded server on a free port. The cluster is the one `KUBECONFIG` names, if any.
     pub async fn start(kind: DbKind) -> TestServer {
+        Self::start_with(kind, |_| {}).await
+    }
+
+    /// The same, with the configuration changed by `adjust` first.
+    pub async fn start_with(kind: DbKind, adjust: impl FnOnce(&mut Config)) -> TestServer {
         let database_url = fresh_database(kind).await;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr: SocketAddr = listener.local_addr().unwrap();
@@ -81,7 +86,8 @@ impl TestServer {
             database_url: database_url.clone(),
             kubeconfig: std::env::var_os("KUBECONFIG").map(PathBuf::from),
             site_root: "target/site".into(),
-            secure_cookies: false,
+            secure_cookies: None,
+            trusted_proxies: vec![],
             seed_demo: true,
             request_timeout_secs: 30,
             catalogue: None,
@@ -101,6 +107,8 @@ impl TestServer {
             session_purge_interval_secs: 1,
             log_format: LogFormat::Pretty,
         };
+        let mut config = config;
+        adjust(&mut config);
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             server::serve(config, listener, async {
