@@ -97,13 +97,28 @@ fn table(seed: u64, rows: &[Row]) -> String {
     let _ = writeln!(out, "{:>3}  {:<23} {:>8}  {:<40} {:<24} {:>9} {:>7}  ok", "#", "fault", "instant", "hit", "outcome", "recover", "run");
     for (i, r) in rows.iter().enumerate() {
         let ok = if r.violations.is_empty() { "yes".to_string() } else { format!("NO: {}", r.violations.join("; ")) };
-        let _ = writeln!(out, "{:>3}  {:<23} {:>8}  {:<40} {:<24} {:>9} {:>5.0} s  {ok}", i + 1, r.fault, secs(r.instant), r.hit, r.outcome, secs(r.recover), r.total.as_secs_f64());
+        let _ = writeln!(
+            out,
+            "{:>3}  {:<23} {:>8}  {:<40} {:<24} {:>9} {:>5.0} s  {ok}",
+            i + 1,
+            r.fault,
+            secs(r.instant),
+            r.hit,
+            r.outcome,
+            secs(r.recover),
+            r.total.as_secs_f64()
+        );
     }
     let kills: Vec<f64> = rows.iter().filter(|r| r.fault.starts_with("kill")).filter_map(|r| r.recover).map(|d| d.as_secs_f64()).collect();
     if !kills.is_empty() {
         let max = kills.iter().cloned().fold(0.0, f64::max);
         let min = kills.iter().cloned().fold(f64::MAX, f64::min);
-        let _ = writeln!(out, "failover after kill -9: min {min:.1} s, mean {:.1} s, max {max:.1} s ({} kills)", kills.iter().sum::<f64>() / kills.len() as f64, kills.len());
+        let _ = writeln!(
+            out,
+            "failover after kill -9: min {min:.1} s, mean {:.1} s, max {max:.1} s ({} kills)",
+            kills.iter().sum::<f64>() / kills.len() as f64,
+            kills.len()
+        );
     }
     let bad = rows.iter().filter(|r| !r.violations.is_empty()).count();
     let _ = writeln!(out, "{} of {} runs ended as required", rows.len() - bad, rows.len());
@@ -131,7 +146,9 @@ async fn doing(t: &Tenant, order: &str, migration: Option<&str>) -> String {
             let step = s.steps.iter().find(|st| st.state == StepState::Running).map(|st| st.name.as_str()).unwrap_or("between steps");
             format!("provisioning: {step}")
         }
-        Some(s) if s.phase == NodePhase::Ready && !s.conditions.iter().any(|c| c.type_ == "UserNotified" && c.status == "True") => "order Ready, telling the user".into(),
+        Some(s) if s.phase == NodePhase::Ready && !s.conditions.iter().any(|c| c.type_ == "UserNotified" && c.status == "True") => {
+            "order Ready, telling the user".into()
+        }
         Some(s) => format!("order {}", s.phase.as_str()),
         None => "order just created".into(),
     }
@@ -372,10 +389,7 @@ async fn suite(kills: u64, cells: usize, exclusive: Vec<Fault>) {
     let t0 = Instant::now();
     let seed = seed();
     let instants = instants(seed, kills);
-    report(&format!(
-        "chaos: seed {seed}; kill instants (ms after the order): {:?}",
-        instants.iter().map(|d| d.as_millis()).collect::<Vec<_>>()
-    ));
+    report(&format!("chaos: seed {seed}; kill instants (ms after the order): {:?}", instants.iter().map(|d| d.as_millis()).collect::<Vec<_>>()));
     let prom = PromHarness::start().await;
     let mut started = Vec::new();
     for _ in 0..cells.max(1) {

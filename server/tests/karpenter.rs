@@ -100,7 +100,10 @@ impl World {
         let class = format!("{scope}-tokyo");
         let classes: Api<DynamicObject> = Api::all_with(client.clone(), &node_class_api());
         let manifest = json!({ "apiVersion": "karpenter.kwok.sh/v1alpha1", "kind": "KWOKNodeClass", "metadata": { "name": class }, "spec": spec });
-        classes.patch(&class, &PatchParams::apply("hexabase-test"), &Patch::Apply(&manifest)).await.expect("KWOKNodeClass (is Karpenter installed? hack/cluster/up.sh)");
+        classes
+            .patch(&class, &PatchParams::apply("hexabase-test"), &Patch::Apply(&manifest))
+            .await
+            .expect("KWOKNodeClass (is Karpenter installed? hack/cluster/up.sh)");
         let catalogue = Arc::new(Catalogue::parse(&catalogue(&class, &format!("{scope}-osaka-has-no-class"))).expect("test catalogue"));
         let provider_config = KarpenterConfig {
             node_class: NodeClassRef { group: "karpenter.kwok.sh".into(), kind: "KWOKNodeClass".into(), name: "default".into() },
@@ -364,7 +367,11 @@ async fn an_order_becomes_a_ready_karpenter_node_with_the_dedicated_labels_taint
     let status = done.status.unwrap();
     assert_eq!(status.phase, MigrationState::Succeeded, "{:#?}", status.error);
     let pods = Api::<Pod>::namespaced(w.client.clone(), &ns).list(&ListParams::default().labels("app=web")).await.unwrap();
-    let on_node = pods.items.iter().filter(|p| p.metadata.deletion_timestamp.is_none() && p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(node_name.as_str())).count();
+    let on_node = pods
+        .items
+        .iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none() && p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(node_name.as_str()))
+        .count();
     assert_eq!(on_node, 2, "both pods run on the Karpenter node");
 }
 
@@ -390,7 +397,8 @@ async fn a_launch_karpenter_refuses_fails_with_the_alternatives_and_the_retry_su
     let fields = format!("involvedObject.kind=NodeClaim,involvedObject.name={name},reason=InsufficientCapacityError");
     let events = Api::<KubeEvent>::all(w.client.clone()).list(&ListParams::default().fields(&fields)).await.unwrap();
     assert!(!events.items.is_empty(), "Karpenter's InsufficientCapacityError Event about NodeClaim {name}");
-    let by_karpenter = |e: &KubeEvent| e.source.as_ref().and_then(|s| s.component.as_deref()) == Some("karpenter") || e.reporting_component.as_deref() == Some("karpenter");
+    let by_karpenter =
+        |e: &KubeEvent| e.source.as_ref().and_then(|s| s.component.as_deref()) == Some("karpenter") || e.reporting_component.as_deref() == Some("karpenter");
     assert!(events.items.iter().all(by_karpenter), "{:?}", events.items);
     assert!(w.claims().get_opt(&name).await.unwrap().is_none());
     assert!(w.nodes_labelled(&name).await.is_empty());
@@ -442,7 +450,9 @@ async fn a_ready_node_deleted_by_hand_is_replaced_by_a_new_nodeclaim_and_the_use
     let replaced = w
         .wait_for(&name, "Ready on a new Node, and told", |dn| {
             dn.status.as_ref().is_some_and(|s| {
-                s.phase == NodePhase::Ready && s.is_notified() && s.conditions.iter().any(|c| c.type_ == "NodeLost" && c.status == "False" && c.reason == "Replaced")
+                s.phase == NodePhase::Ready
+                    && s.is_notified()
+                    && s.conditions.iter().any(|c| c.type_ == "NodeLost" && c.status == "False" && c.reason == "Replaced")
             })
         })
         .await;
@@ -550,9 +560,11 @@ async fn karpenter_killed_mid_provisioning_leaves_exactly_one_node_per_order() {
     assert!(killed.success());
     eprintln!("killed karpenter (pid {pid})");
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let up = tokio::task::spawn_blocking(move || std::process::Command::new("bash").arg(repo.join("hack/karpenter/up.sh")).env("HEXA_CLUSTER_DIR", &dir).output().unwrap())
-        .await
-        .unwrap();
+    let up = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("bash").arg(repo.join("hack/karpenter/up.sh")).env("HEXA_CLUSTER_DIR", &dir).output().unwrap()
+    })
+    .await
+    .unwrap();
     assert!(up.status.success(), "hack/karpenter/up.sh: {}", String::from_utf8_lossy(&up.stderr));
     eprintln!("karpenter restarted");
 

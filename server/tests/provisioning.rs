@@ -401,7 +401,9 @@ async fn a_failing_provider_call_is_shown_on_its_step_and_retried() {
     let name = w.order("dn-flaky", "d2.large", "ap-northeast-1").await;
     let waiting = w
         .wait_for(&name, "retrying", |dn| {
-            dn.status.as_ref().is_some_and(|s| s.steps.iter().any(|st| st.name == StepName::Ready && st.message.as_deref().is_some_and(|m| m.starts_with("Retrying:"))))
+            dn.status
+                .as_ref()
+                .is_some_and(|s| s.steps.iter().any(|st| st.name == StepName::Ready && st.message.as_deref().is_some_and(|m| m.starts_with("Retrying:"))))
         })
         .await;
     let status = waiting.status.unwrap();
@@ -429,7 +431,9 @@ async fn a_ready_node_deleted_by_hand_is_replaced_and_the_user_told() {
     let replaced = w
         .wait_for(&name, "Ready on a new Node, and told", |dn| {
             dn.status.as_ref().is_some_and(|s| {
-                s.phase == NodePhase::Ready && s.is_notified() && s.conditions.iter().any(|c| c.type_ == "NodeLost" && c.status == "False" && c.reason == "Replaced")
+                s.phase == NodePhase::Ready
+                    && s.is_notified()
+                    && s.conditions.iter().any(|c| c.type_ == "NodeLost" && c.status == "False" && c.reason == "Replaced")
             })
         })
         .await;

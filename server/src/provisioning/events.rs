@@ -44,7 +44,12 @@ impl ProvisioningEvents {
     /// hears it at once, since workloads pinned to it wait until the replacement is Ready.
     pub async fn node_lost(&self, dn: &DedicatedNode, why: &str) -> StoreResult<()> {
         let why = if why.is_empty() { String::new() } else { format!(" ({why})") };
-        let body = format!("{} ({}, {}) lost its node{why}. A replacement is being provisioned; pods pinned to the old node wait for it.", dn.name_any(), dn.spec.size, dn.spec.region);
+        let body = format!(
+            "{} ({}, {}) lost its node{why}. A replacement is being provisioned; pods pinned to the old node wait for it.",
+            dn.name_any(),
+            dn.spec.size,
+            dn.spec.region
+        );
         self.record(dn, ACTION_REPLACE, "node-lost", Some(("Dedicated node lost", body))).await
     }
 

@@ -530,7 +530,9 @@ impl NodeProvider for KarpenterProvider {
             return Err(self.refused(req, refusal));
         }
         if self.created_ago(&req.name).is_some_and(|ago| ago < EVENT_GRACE) {
-            return Ok(Observation::new(Machine::Absent).note(format!("NodeClaim {} disappeared; looking for Karpenter's reason", req.name)).retry_after(Duration::from_millis(500)));
+            return Ok(Observation::new(Machine::Absent)
+                .note(format!("NodeClaim {} disappeared; looking for Karpenter's reason", req.name))
+                .retry_after(Duration::from_millis(500)));
         }
         let claim = match claims.create(&PostParams::default(), &claim_for(&self.catalogue, &self.config, req)?).await {
             Ok(claim) => claim,
@@ -554,7 +556,11 @@ impl NodeProvider for KarpenterProvider {
         if claim.metadata.deletion_timestamp.is_some() {
             let node = claim.status.as_ref().and_then(|s| s.node_name.clone()).unwrap_or_default();
             let node_gone = !node.is_empty() && self.nodes().get_opt(&node).await?.is_none_or(|n| n.metadata.deletion_timestamp.is_some());
-            let why = if node_gone { format!("Node {node} was deleted, so Karpenter is terminating NodeClaim {}", req.name) } else { format!("Karpenter is terminating NodeClaim {}", req.name) };
+            let why = if node_gone {
+                format!("Node {node} was deleted, so Karpenter is terminating NodeClaim {}", req.name)
+            } else {
+                format!("Karpenter is terminating NodeClaim {}", req.name)
+            };
             return Ok(Observation::new(Machine::Terminating).note(why));
         }
         // A Ready order is looked at again only for a stray not old enough to go yet; its
@@ -719,10 +725,18 @@ regions:
     #[test]
     fn a_launch_refused_for_capacity_is_recognised_on_the_claim_too() {
         let mut c = claim("ap-northeast-1");
-        let cond = |status: &str, reason: &str| ClaimCondition { type_: "Launched".into(), status: status.into(), reason: reason.into(), message: "insufficient capacity".into() };
+        let cond = |status: &str, reason: &str| ClaimCondition {
+            type_: "Launched".into(),
+            status: status.into(),
+            reason: reason.into(),
+            message: "insufficient capacity".into(),
+        };
         c.status = Some(NodeClaimStatus { conditions: vec![cond("False", "InsufficientCapacity")], ..Default::default() });
         assert!(launched_refused(&c).is_some());
-        c.status = Some(NodeClaimStatus { conditions: vec![ClaimCondition { message: "translating nodeclaim to node".into(), ..cond("Unknown", "LaunchFailed") }], ..Default::default() });
+        c.status = Some(NodeClaimStatus {
+            conditions: vec![ClaimCondition { message: "translating nodeclaim to node".into(), ..cond("Unknown", "LaunchFailed") }],
+            ..Default::default()
+        });
         assert!(launched_refused(&c).is_none() && !is_launched(&c));
     }
 }

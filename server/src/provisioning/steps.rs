@@ -460,7 +460,11 @@ mod tests {
     fn a_timeout_names_the_step_and_what_it_waited_for() {
         let e = timed_out(StepName::Booting, std::time::Duration::from_secs(600), Some("waiting for Karpenter: NodeClaim x Registered=Unknown"));
         assert_eq!(e.reason, REASON_TIMEOUT);
-        assert!(e.message.starts_with("Booting did not finish within 10 minutes (waiting for Karpenter: NodeClaim x Registered=Unknown). Its machine"), "{}", e.message);
+        assert!(
+            e.message.starts_with("Booting did not finish within 10 minutes (waiting for Karpenter: NodeClaim x Registered=Unknown). Its machine"),
+            "{}",
+            e.message
+        );
         assert!(timed_out(StepName::Ready, std::time::Duration::from_secs(3), None).message.starts_with("Ready did not finish within 3 s. Its"));
     }
 

@@ -80,7 +80,11 @@ impl Release {
         let database_url = fresh_database(DbKind::Postgres).await;
         let namespace = cluster::name("t-chart");
         let ns = Namespace {
-            metadata: ObjectMeta { name: Some(namespace.clone()), labels: Some([("hexabase.ai/test".to_string(), "chart".to_string())].into()), ..Default::default() },
+            metadata: ObjectMeta {
+                name: Some(namespace.clone()),
+                labels: Some([("hexabase.ai/test".to_string(), "chart".to_string())].into()),
+                ..Default::default()
+            },
             ..Default::default()
         };
         Api::<Namespace>::all(client.clone()).create(&PostParams::default(), &ns).await.expect("create the release namespace");
@@ -191,10 +195,7 @@ impl Drop for Release {
 /// A kubeconfig for the cluster `KUBECONFIG` names, authenticated as the ServiceAccount with a
 /// token from the TokenRequest API (what `hack/helm/sa-kubeconfig.sh` writes with kubectl).
 pub async fn write_service_account_kubeconfig(client: &Client, namespace: &str, sa: &str, path: &Path) {
-    let request = TokenRequest {
-        spec: Some(TokenRequestSpec { expiration_seconds: Some(4 * 3600), ..Default::default() }),
-        ..Default::default()
-    };
+    let request = TokenRequest { spec: Some(TokenRequestSpec { expiration_seconds: Some(4 * 3600), ..Default::default() }), ..Default::default() };
     let token = Api::<ServiceAccount>::namespaced(client.clone(), namespace)
         .create_token_request(sa, &PostParams::default(), &request)
         .await

@@ -67,11 +67,7 @@ pub fn restart_control_plane() -> Outage {
             assert!(wait_gone(pid, Duration::from_secs(10)), "{component} ({pid}) did not stop");
         }
     }
-    let out = Command::new("bash")
-        .arg(repo_root().join("hack/cluster/up.sh"))
-        .env("HEXA_CLUSTER_DIR", &dir)
-        .output()
-        .expect("run hack/cluster/up.sh");
+    let out = Command::new("bash").arg(repo_root().join("hack/cluster/up.sh")).env("HEXA_CLUSTER_DIR", &dir).output().expect("run hack/cluster/up.sh");
     assert!(out.status.success(), "hack/cluster/up.sh failed:\n{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     Outage { down: t0.elapsed() }
 }

@@ -36,7 +36,7 @@ impl Tenant {
         let ws = cluster::name("ws");
         let ws_id = store.ensure_workspace(&ws, &ws, app::model::Plan::Pro).await.expect("workspace");
         let user = store.user_by_email(server::seed::DEMO_EMAIL).await.unwrap().expect("the demo user (seeded)");
-        store.ensure_membership(&user.id, &ws_id, "owner").await.expect("membership");
+        store.ensure_membership(&user.id, &ws_id, app::model::Role::Owner).await.expect("membership");
         let mut cleanup = Cleanup::new(client);
         let nodes: Api<Node> = Api::all(client.clone());
         let shared = cluster::name("t-shared");
@@ -95,7 +95,10 @@ impl Tenant {
         self.deployments().create(&PostParams::default(), &d).await.expect("create deployment");
         cluster::wait_until(&self.deployments(), name, Duration::from_secs(90), "rollout complete", |d: &Deployment| {
             let s = d.status.clone().unwrap_or_default();
-            s.observed_generation >= d.metadata.generation && s.updated_replicas == Some(REPLICAS) && s.available_replicas == Some(REPLICAS) && s.replicas == Some(REPLICAS)
+            s.observed_generation >= d.metadata.generation
+                && s.updated_replicas == Some(REPLICAS)
+                && s.available_replicas == Some(REPLICAS)
+                && s.replicas == Some(REPLICAS)
         })
         .await
     }
@@ -153,7 +156,9 @@ impl Tenant {
     /// Waits until the order is Ready (or Failed) and the user was told.
     pub async fn wait_order_settled(&self, name: &str, timeout: Duration) -> DedicatedNode {
         cluster::wait_until(&self.orders(), name, timeout, "order settled and told", |dn: &DedicatedNode| {
-            dn.status.as_ref().is_some_and(|s| matches!(s.phase, NodePhase::Ready | NodePhase::Failed) && s.conditions.iter().any(|c| c.type_ == "UserNotified" && c.status == "True"))
+            dn.status.as_ref().is_some_and(|s| {
+                matches!(s.phase, NodePhase::Ready | NodePhase::Failed) && s.conditions.iter().any(|c| c.type_ == "UserNotified" && c.status == "True")
+            })
         })
         .await
     }
