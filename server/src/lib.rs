@@ -88,8 +88,7 @@ pub async fn build_state(config: &Config) -> anyhow::Result<AppState> {
 fn start_engine(client: kube::Client, store: Store, catalogue: Arc<Catalogue>, config: &Config, node_provider: provisioning::ProviderChoice) {
     let lease_namespace = config.lease_namespace.clone();
     let scope = engine::Scope(config.controller_scope.clone());
-    let provisioning_config =
-        provisioning::Config { step_delay: Duration::from_millis(config.provision_step_delay_ms), scope: scope.clone(), ..provisioning::Config::default() };
+    let provisioning_config = provisioning::Config { step_delay: Duration::from_millis(config.provision_step_delay_ms), scope: scope.clone() };
     let migration_config = migration::Config { prometheus_url: config.prometheus_url.clone(), scope, ..migration::Config::default() };
     let metrics: Option<Arc<dyn migration::MetricsSource>> = config
         .prometheus_url
