@@ -9,12 +9,13 @@
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 
+use app::model::Plan;
 use serde::{Deserialize, Serialize};
 
 use crate::capacity::{Need, Resources};
 
 /// The catalogue format this server writes about; it reads this one and every older one.
-/// Version 2 added `instance_types` (sizes), `zones` and `node_classes` (regions); a version 1
+/// Version 2 added `instance_types` (sizes), `zones` and `node_classes` (regions) and `plans`; a version 1
 /// file has none of them and still loads.
 pub const CATALOGUE_VERSION: u32 = 2;
 const OLDEST_VERSION: u32 = 1;
@@ -62,6 +63,18 @@ pub enum CatalogueError {
     EmptyMapping { owner: String, field: &'static str, provider: String },
     #[error("size {size:?} maps to no instance type for the {provider} provider (add `instance_types: {{ {provider}: [...] }}`)")]
     NoInstanceTypes { size: String, provider: String },
+    #[error("plans lists {0:?}, which is not a plan with dedicated nodes (pro, team)")]
+    UnknownPlan(String),
+}
+
+/// What a plan may hold (the catalogue's `plans`): a bound per workspace, so that one tenant
+/// cannot take a region's whole capacity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlanLimits {
+    /// Dedicated nodes a workspace of the plan may have at once (failed orders hold no machine
+    /// and do not count).
+    pub dedicated_nodes: u32,
 }
 
 /// A node size the user can order.
@@ -163,12 +176,17 @@ struct CatalogueFile {
     _version: u32,
     sizes: Vec<Size>,
     regions: Vec<Region>,
+    /// By plan id as the database stores it (`pro`, `team`). A file without it (version 1)
+    /// sets no limit; the shipped catalogue sets one for every plan that has dedicated nodes.
+    #[serde(default)]
+    plans: BTreeMap<String, PlanLimits>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Catalogue {
     sizes: Vec<Size>,
     regions: Vec<Region>,
+    plans: BTreeMap<String, PlanLimits>,
 }
 
 impl Catalogue {
@@ -211,7 +229,7 @@ impl Catalogue {
         }
         let file: CatalogueFile = serde_yaml::from_str(yaml).map_err(parse_err)?;
         validate(&file)?;
-        Ok(Catalogue { sizes: file.sizes, regions: file.regions })
+        Ok(Catalogue { sizes: file.sizes, regions: file.regions, plans: file.plans })
     }
 
     /// Sizes in file order (smallest first in ours).
@@ -229,6 +247,15 @@ impl Catalogue {
 
     pub fn region(&self, id: &str) -> Option<&Region> {
         self.regions.iter().find(|r| r.id == id)
+    }
+
+    /// How many dedicated nodes a workspace on `plan` may have at once; `None` when the
+    /// catalogue sets no limit for it. A plan without dedicated nodes may have none.
+    pub fn dedicated_node_limit(&self, plan: Plan) -> Option<u32> {
+        if !plan.allows_dedicated_nodes() {
+            return Some(0);
+        }
+        self.plans.get(plan.as_db()).map(|p| p.dedicated_nodes)
     }
 
     /// How many nodes of `size` can exist in `region` (0 for unknown ids).
@@ -324,6 +351,9 @@ fn validate(file: &CatalogueFile) -> Result<(), CatalogueError> {
             validate_values(&s.id, "instance_types", types)?;
         }
     }
+    if let Some(unknown) = file.plans.keys().find(|id| !Plan::from_db(id).is_some_and(Plan::allows_dedicated_nodes)) {
+        return Err(CatalogueError::UnknownPlan(unknown.clone()));
+    }
     let mut region_ids = HashSet::new();
     for r in &file.regions {
         if !valid_id(&r.id) {
@@ -375,6 +405,20 @@ regions:
         assert_eq!(c.capacity("r-1", "s.big"), 1);
         assert_eq!(c.capacity("r-2", "s.big"), 0, "a size a region does not list has no room");
         assert_eq!(c.capacity("nowhere", "s.big"), 0);
+    }
+
+    #[test]
+    fn plans_bound_dedicated_nodes_per_workspace() {
+        let shipped = Catalogue::load_default().unwrap();
+        assert_eq!(shipped.dedicated_node_limit(Plan::Hobby), Some(0));
+        let (pro, team) = (shipped.dedicated_node_limit(Plan::Pro).expect("Pro has a limit"), shipped.dedicated_node_limit(Plan::Team).expect("Team too"));
+        assert!(0 < pro && pro < team, "Pro {pro}, Team {team}");
+        assert_eq!(Catalogue::parse(SMALL).unwrap().dedicated_node_limit(Plan::Pro), None, "a file without plans sets no limit");
+        let with = |plans: &str| Catalogue::parse(&format!("{SMALL}plans: {plans}\n"));
+        assert_eq!(with("{ pro: { dedicated_nodes: 2 } }").unwrap().dedicated_node_limit(Plan::Pro), Some(2));
+        assert!(matches!(with("{ hobby: { dedicated_nodes: 2 } }"), Err(CatalogueError::UnknownPlan(p)) if p == "hobby"));
+        assert!(matches!(with("{ enterprise: { dedicated_nodes: 2 } }"), Err(CatalogueError::UnknownPlan(_))));
+        assert!(with("{ pro: { nodes: 2 } }").is_err(), "a misspelt field is refused, not ignored");
     }
 
     #[test]

@@ -101,3 +101,49 @@ async fn a_retry_whose_create_is_refused_keeps_the_failed_request() {
     assert_eq!(kept.status.unwrap().alternatives.len(), 1, "with its alternatives");
     srv.stop().await;
 }
+
+/// The plan's bound (the catalogue's `plans`): a Pro workspace holding its limit of dedicated
+/// nodes is refused another with a plain reason, and nothing is created; failed orders hold no
+/// machine and do not count.
+#[tokio::test]
+async fn a_workspace_at_its_plans_limit_cannot_order_another_dedicated_node() {
+    let srv = TestServer::start(backends()[0]).await;
+    let client = cluster::client().await;
+    server::engine::install::ensure_platform(client.clone()).await.expect("platform installed");
+    let store = srv.store().await;
+    let ws = cluster::name("plan");
+    let ws_id = store.ensure_workspace(&ws, &ws, app::model::Plan::Pro).await.unwrap();
+    let dev = store.user_by_email(server::seed::DEMO_EMAIL).await.unwrap().expect("the demo user").id;
+    store.ensure_membership(&dev, &ws_id, app::model::Role::Owner).await.unwrap();
+    let limit = server::catalogue::Catalogue::load_default().unwrap().dedicated_node_limit(app::model::Plan::Pro).expect("Pro has a limit");
+
+    // All but one of the plan's nodes held, and one failed order; no engine acts on them.
+    let orders: Api<DedicatedNode> = Api::all(client.clone());
+    for i in 0..limit {
+        let mut dn = DedicatedNode::new(
+            &cluster::name("plan-order"),
+            DedicatedNodeSpec { workspace: ws.clone(), size: "d2.large".into(), region: "ap-northeast-1".into(), requested_by: "dev@example.com".into() },
+        );
+        dn.metadata.labels = Some([("hexabase.ai/workspace".to_string(), ws.clone()), (SCOPE_LABEL.to_string(), cluster::name("nobody"))].into());
+        let dn = orders.create(&PostParams::default(), &dn).await.unwrap();
+        if i == 0 {
+            let failed = json!({ "status": { "phase": "Failed", "error": { "reason": "InsufficientCapacity", "message": "No capacity left." } } });
+            orders.patch_status(&dn.metadata.name.unwrap(), &PatchParams::default(), &Patch::Merge(&failed)).await.unwrap();
+        }
+    }
+
+    let http = srv.demo_client().await;
+    let form = [("workspace", ws.as_str()), ("size", "d2.large"), ("region", "ap-northeast-1")];
+    let last = srv.call(&http, "start_provisioning", &form).await;
+    let (last_code, last_body) = (last.status(), last.text().await.unwrap());
+    let over = srv.call(&http, "start_provisioning", &form).await;
+    let (over_code, over_body) = (over.status(), over.text().await.unwrap());
+    let held = orders.list(&kube::api::ListParams::default().labels(&format!("hexabase.ai/workspace={ws}"))).await.unwrap().items.len();
+    let _ = orders.delete_collection(&DeleteParams::default(), &kube::api::ListParams::default().labels(&format!("hexabase.ai/workspace={ws}"))).await;
+
+    assert!(last_code.is_success(), "the plan's last node may be ordered: {last_code} {last_body}");
+    assert_eq!(over_code, StatusCode::FORBIDDEN, "{over_body}");
+    assert!(over_body.contains(&format!("The Pro plan allows {limit} dedicated nodes per workspace")), "a plain reason: {over_body}");
+    assert_eq!(held, limit as usize + 1, "the refused order was not created (the failed one stays listed)");
+    srv.stop().await;
+}

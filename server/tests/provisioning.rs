@@ -449,3 +449,33 @@ async fn a_ready_node_deleted_by_hand_is_replaced_and_the_user_told() {
     assert_eq!(titles.iter().filter(|t| *t == "Dedicated node replaced").count(), 1, "{titles:?}");
     assert_eq!(titles.iter().filter(|t| *t == "Dedicated node ready").count(), 1, "the first Ready only: {titles:?}");
 }
+
+/// An order named like a Node it did not make (here a shared-pool Node) cannot take it over,
+/// and deleting the order leaves that Node alone: a provider deletes only what carries the
+/// order's label.
+#[tokio::test]
+async fn an_order_named_like_a_shared_node_leaves_that_node_alone() {
+    let mut w = World::new().await;
+    w.start(Duration::ZERO);
+    let name = cluster::name("dn-taken");
+    let labels = serde_json::json!({ "hexabase.ai/node-pool": "shared", "hexabase.ai/test-node": name });
+    w.nodes().create(&PostParams::default(), &cluster::kwok_node(&name, "4", "8Gi", labels, None)).await.expect("a shared-pool Node");
+    let mut dn = DedicatedNode::new(
+        &name,
+        DedicatedNodeSpec { workspace: WORKSPACE.into(), size: "d2.large".into(), region: "ap-northeast-1".into(), requested_by: "dev@example.com".into() },
+    );
+    dn.metadata.labels = Some([(SCOPE_LABEL.to_string(), w.scope.clone())].into());
+    w.orders().create(&PostParams::default(), &dn).await.expect("create order");
+    w.orders.push(name.clone());
+
+    w.wait_for(&name, "stopped at the taken name", |dn| format!("{:?}", dn.status).contains("already used by a machine this order did not make")).await;
+    w.orders().delete(&name, &DeleteParams::default()).await.unwrap();
+    w.wait_gone(&name).await;
+    let node = w.nodes().get_opt(&name).await.unwrap();
+    w.orders.clear();
+    let _ = w.nodes().delete(&name, &DeleteParams::default()).await;
+
+    let node = node.expect("the shared-pool Node is still there");
+    assert!(node.metadata.deletion_timestamp.is_none(), "and not being deleted");
+    assert_eq!(node.labels().get("hexabase.ai/node-pool").map(String::as_str), Some("shared"));
+}

@@ -84,7 +84,14 @@ async fn two_replicas_serve_one_engine_and_a_killed_leader_is_replaced_within_th
     assert_eq!(cell.replicas[1 - leader].engine_starts(), 0, "the other replica does not run the engine");
 
     // Sessions live in the database: made on one replica, used and ended on the other.
+    // (One session per person: signing in again ends the earlier one, so the sign-out check
+    // comes first.)
     let mut tenant = Tenant::new(&cell.client, &cell.store, cell.scope()).await;
+    let other = dashboard::sign_in(&bases[0], DEMO_EMAIL, DEMO_PASSWORD).await;
+    let out = dashboard::call(&bases[1], &other, "sign_out", &[]).await;
+    assert!(out.status().is_success() || out.status().is_redirection(), "sign out: {}", out.status());
+    let after = dashboard::call(&bases[0], &other, "my_workspaces", &[]).await;
+    assert_eq!(after.status(), 401, "a session ended on one replica is ended on the other");
     let session = dashboard::sign_in(&bases[1 - leader], DEMO_EMAIL, DEMO_PASSWORD).await;
     for base in &bases {
         let r = dashboard::call(base, &session, "my_workspaces", &[]).await;
@@ -94,11 +101,6 @@ async fn two_replicas_serve_one_engine_and_a_killed_leader_is_replaced_within_th
         let page = dashboard::page(base, &session, &format!("/w/{}/nodes", tenant.ws)).await;
         assert_eq!(page.status(), 200, "{base}: Node Management");
     }
-    let other = dashboard::sign_in(&bases[0], DEMO_EMAIL, DEMO_PASSWORD).await;
-    let out = dashboard::call(&bases[1], &other, "sign_out", &[]).await;
-    assert!(out.status().is_success() || out.status().is_redirection(), "sign out: {}", out.status());
-    let after = dashboard::call(&bases[0], &other, "my_workspaces", &[]).await;
-    assert_eq!(after.status(), 401, "a session ended on one replica is ended on the other");
 
     // Provisioning, the engine's replica killed mid-boot.
     let order = tenant.order("d2.large", "ap-northeast-1").await;

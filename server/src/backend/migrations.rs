@@ -27,7 +27,8 @@ fn migratable(w: &Workload) -> MigratableWorkload {
     }
 }
 
-/// The changes a move makes to one workload, in words, and the engine's exact patch.
+/// The changes a move makes to one workload, in words, and the engine's exact patch. `node` is
+/// the target's hostname label (`cluster::hostname`), what the patch selects.
 pub fn dry_run_step(order: u32, w: &Workload, ws: &str, node: &str) -> DryRunStep {
     let kind = w.key.kind;
     let patch = patch::scheduling_patch(ws, node, kind, &w.scheduling);
@@ -130,7 +131,8 @@ impl DashboardBackend {
         let fits = need.fits(free);
         let phases = planning::phases(refs, free, total);
         let order: Vec<&Workload> = phases.iter().flat_map(|p| p.workloads.iter()).filter_map(|k| selected.iter().find(|w| &w.key == k)).collect();
-        let steps = order.iter().enumerate().map(|(i, w)| dry_run_step(i as u32 + 1, w, &ws.slug, node)).collect();
+        let hostname = crate::cluster::hostname_of(self.require_kube()?, node).await.map_err(|e| AppError::ClusterUnavailable(cluster_error(e)))?;
+        let steps = order.iter().enumerate().map(|(i, w)| dry_run_step(i as u32 + 1, w, &ws.slug, &hostname)).collect();
         let warning = (!fits).then(|| {
             format!(
                 "{node} has {} vCPU and {} GiB free; these workloads need {} vCPU and {} GiB including rolling-update surge, plus {}% headroom. Pick a larger node, fewer workloads, or run the phased plan below.",

@@ -37,6 +37,9 @@ pub struct DashboardBackend {
     password_checks: Arc<tokio::sync::Semaphore>,
     secure_cookies: bool,
     live: Arc<LiveStreams>,
+    /// Held from counting a workspace's orders to creating one, so that two requests cannot
+    /// both take the plan's last dedicated node (one replica; see ARCHITECTURE.md, Security).
+    ordering: tokio::sync::Mutex<()>,
 }
 
 pub(crate) fn internal(e: impl std::fmt::Display) -> AppError {
@@ -87,6 +90,7 @@ impl DashboardBackend {
             password_checks: Arc::new(tokio::sync::Semaphore::new(CONCURRENT_PASSWORD_CHECKS)),
             secure_cookies,
             live,
+            ordering: tokio::sync::Mutex::new(()),
         })
     }
 

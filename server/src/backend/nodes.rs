@@ -231,6 +231,8 @@ impl DashboardBackend {
                 return Err(AppError::Conflict(format!("{old} has not failed; only a failed node is replaced by a retry.")));
             }
         }
+        let _ordering = self.ordering.lock().await;
+        self.within_plan(&api, ws).await?;
         let name = format!("{}-{}", ws.slug, &crate::db::new_id()[..6]);
         let dn = DedicatedNode {
             metadata: ObjectMeta { name: Some(name.clone()), labels: Some([(labels::WORKSPACE.to_string(), ws.slug.clone())].into()), ..Default::default() },
@@ -249,6 +251,28 @@ impl DashboardBackend {
             }
         }
         Ok(name)
+    }
+
+    /// The plan's bound on dedicated nodes (the catalogue's `plans`): orders that have not
+    /// failed hold a machine, or are about to, and count.
+    async fn within_plan(&self, api: &Api<DedicatedNode>, ws: &WorkspaceSummary) -> Result<(), AppError> {
+        let Some(limit) = self.catalogue.dedicated_node_limit(ws.plan) else {
+            return Ok(());
+        };
+        let orders = api
+            .list(&ListParams::default().labels(&format!("{}={}", labels::WORKSPACE, ws.slug)))
+            .await
+            .map_err(|e| AppError::ClusterUnavailable(cluster_error(e)))?;
+        let held = orders.items.iter().filter(|dn| dn.spec.workspace == ws.slug && views::effective_phase(dn) != NodePhase::Failed).count();
+        if held >= limit as usize {
+            return Err(AppError::Forbidden(format!(
+                "The {} plan allows {} per workspace and {} has {held}. Delete one, or move to a larger plan, to add another.",
+                ws.plan.label(),
+                count(limit, "dedicated node", "dedicated nodes"),
+                ws.name
+            )));
+        }
+        Ok(())
     }
 
     pub(super) async fn delete_node(&self, user: &SessionUser, ws: &WorkspaceSummary, name: &str) -> Result<(), AppError> {

@@ -8,8 +8,9 @@ pub mod workloads;
 use std::path::Path;
 use std::time::Duration;
 
+use k8s_openapi::api::core::v1::Node;
 use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::{Client, Config};
+use kube::{Api, Client, Config, ResourceExt};
 
 /// A client with a short connect timeout: a cluster that is down must give the user a clear
 /// message within seconds, not hang a page.
@@ -29,4 +30,18 @@ pub async fn connect(kubeconfig: Option<&Path>) -> Result<Client, kube::Error> {
     // Controllers requeue on their own; the dashboard answers at once.
     config.default_retry = false;
     Client::try_from(config)
+}
+
+/// What a moved workload's pods select their node by: the Node's `kubernetes.io/hostname`
+/// label. The kubelet sets it to the Node's name on the clouds, but Karpenter's kwok provider
+/// sets the NodeClaim's name, and a Node name longer than 63 characters cannot be a label
+/// value at all; so the label is read, not assumed. The name when the label is missing.
+pub fn hostname(node: &Node) -> String {
+    node.labels().get(labels::HOSTNAME).cloned().unwrap_or_else(|| node.name_any())
+}
+
+/// [`hostname`] of the Node named `name` (the name itself when there is no such Node: the
+/// caller's own checks report that).
+pub async fn hostname_of(client: &Client, name: &str) -> Result<String, kube::Error> {
+    Ok(Api::<Node>::all(client.clone()).get_opt(name).await?.map_or_else(|| name.to_string(), |n| hostname(&n)))
 }

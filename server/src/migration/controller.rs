@@ -404,9 +404,10 @@ impl Run<'_> {
             return Ok(Step::Changed { announce: false });
         };
         let (ws, node) = (&self.wm.spec.workspace, &self.wm.spec.target_node);
+        let hostname = crate::cluster::hostname_of(&self.ctx.client, node).await?;
         let json = workload.json();
         let current = Scheduling::of_workload(kind, &json);
-        let mut patch = patch::scheduling_patch(ws, node, kind, &current);
+        let mut patch = patch::scheduling_patch(ws, &hostname, kind, &current);
         let annotations = workload.annotations();
         let id = migration_id(&self.wm);
         if annotations.get(MIGRATION_ANNOTATION) != Some(&id) || !annotations.contains_key(ORIGINAL_ANNOTATION) {
@@ -424,7 +425,7 @@ impl Run<'_> {
         let on_target = on_node(&pods, node);
         let lowest = self.ctx.take_lowest_available(&key);
         let started = status.workloads[i].started_at.as_deref().and_then(parse_rfc3339).unwrap_or_else(now);
-        match rollout::judge_move(&counts, &pods, node, started, self.deadline(), now()) {
+        match rollout::judge_move(&counts, &pods, rollout::Target { node, hostname: &hostname }, started, self.deadline(), now()) {
             Verdict::Done => {
                 status.observe(i, &counts, on_target, lowest, None);
                 status.moved(i, now())?;

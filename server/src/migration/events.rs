@@ -5,7 +5,7 @@
 use kube::ResourceExt;
 
 use crate::crd::{MigrationError, WorkloadMigration, WorkloadMigrationStatus, WorkloadState};
-use crate::engine::notify::{Message, Notifier, Outcome};
+use crate::engine::notify::{outcome_key, Message, Notifier, Outcome};
 use crate::store::{Store, StoreResult};
 
 pub const ACTION_MIGRATE: &str = "migrate-workloads";
@@ -75,6 +75,7 @@ impl MigrationEvents {
         let owner = t.owner.unwrap_or_default();
         self.notifier
             .record(&Outcome {
+                key: outcome_key(wm.uid().as_deref(), &format!("{ACTION_MIGRATE}/{outcome}/{}", wm.status.as_ref().map_or(0, |s| s.attempt)), stored_times(wm)),
                 workspace: owner.to_string(),
                 actor: if wm.spec.requested_by.is_empty() { ENGINE.to_string() } else { wm.spec.requested_by.clone() },
                 action: ACTION_MIGRATE,
@@ -85,4 +86,11 @@ impl MigrationEvents {
             })
             .await
     }
+}
+
+/// Every time the migration's stored status records (see `outcome_key`).
+fn stored_times(wm: &WorkloadMigration) -> Vec<&str> {
+    let Some(s) = wm.status.as_ref() else { return vec![] };
+    let run = [s.started_at.as_deref(), s.finished_at.as_deref()].into_iter().flatten();
+    run.chain(s.conditions.iter().map(|c| c.last_transition_time.as_str())).collect()
 }

@@ -109,9 +109,17 @@ fn pod_name(p: &Pod) -> &str {
     p.metadata.name.as_deref().unwrap_or("?")
 }
 
+/// Where a move goes: the Node's name (where pods run, `spec.nodeName`) and its hostname label
+/// (what the moved template selects; see `cluster::hostname`).
+#[derive(Debug, Clone, Copy)]
+pub struct Target<'a> {
+    pub node: &'a str,
+    pub hostname: &'a str,
+}
+
 /// Whether a pod was made from the moved template (it selects the target node by hostname).
-fn selects(p: &Pod, node: &str) -> bool {
-    p.spec.as_ref().and_then(|s| s.node_selector.as_ref()).and_then(|s| s.get(HOSTNAME_LABEL)).is_some_and(|n| n == node)
+fn selects(p: &Pod, hostname: &str) -> bool {
+    p.spec.as_ref().and_then(|s| s.node_selector.as_ref()).and_then(|s| s.get(HOSTNAME_LABEL)).is_some_and(|n| n == hostname)
 }
 
 /// The scheduler's message if the pod has been unschedulable for at least `grace`.
@@ -139,9 +147,10 @@ fn stuck(p: &Pod) -> Option<String> {
 /// Judges a move to `node` that started at `started`: done when every replica of the moved
 /// template is available and no pod is left anywhere else; failed when a new pod cannot be
 /// scheduled (after a short grace) or cannot start, or when the deadline has passed.
-pub fn judge_move(counts: &Counts, pods: &[Pod], node: &str, started: OffsetDateTime, deadline: Duration, now: OffsetDateTime) -> Verdict {
+pub fn judge_move(counts: &Counts, pods: &[Pod], target: Target, started: OffsetDateTime, deadline: Duration, now: OffsetDateTime) -> Verdict {
+    let (node, hostname) = (target.node, target.hostname);
     let grace = UNSCHEDULABLE_GRACE.min(deadline / 2);
-    let new_pods = || pods.iter().filter(|p| !is_terminating(p) && selects(p, node));
+    let new_pods = || pods.iter().filter(|p| !is_terminating(p) && selects(p, hostname));
     if let Some(message) = new_pods().find_map(|p| unschedulable(p, grace, now)) {
         return Verdict::Failed(Cause::Unschedulable(message));
     }
@@ -207,24 +216,44 @@ mod tests {
         Counts { desired: 3, total, updated, ready: available, available, observed: true, revision_complete: updated == total, stalled: false }
     }
 
+    const N1: Target<'static> = Target { node: "n1", hostname: "n1" };
+
+    #[test]
+    fn new_pods_are_known_by_the_hostname_and_placed_by_the_node_name() {
+        // Karpenter's kwok provider: the hostname label is the NodeClaim's name, not the Node's.
+        let target = Target { node: "kwok-claim-a-1234", hostname: "claim-a" };
+        let moved: Vec<Pod> = (0..2).map(|i| pod(&format!("p{i}"), Some("claim-a"), Some("kwok-claim-a-1234"), json!({}))).collect();
+        assert_eq!(judge_move(&counts(2, 2, 2), &moved, target, T0, DEADLINE, at(5)), Verdict::Done);
+        let pending = vec![pod(
+            "p0",
+            Some("claim-a"),
+            None,
+            json!({ "conditions": [{ "type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": "no", "lastTransitionTime": "2026-01-01T00:00:00Z" }] }),
+        )];
+        assert!(
+            matches!(judge_move(&counts(1, 1, 0), &pending, target, T0, DEADLINE, at(120)), Verdict::Failed(Cause::Unschedulable(_))),
+            "a new pod is recognised by its selector"
+        );
+    }
+
     #[test]
     fn done_only_when_all_replicas_are_new_available_and_on_the_node() {
         let on_node: Vec<Pod> = (0..3).map(|i| pod(&format!("p{i}"), Some("n1"), Some("n1"), json!({}))).collect();
-        assert_eq!(judge_move(&counts(3, 3, 3), &on_node, "n1", T0, DEADLINE, at(5)), Verdict::Done);
+        assert_eq!(judge_move(&counts(3, 3, 3), &on_node, N1, T0, DEADLINE, at(5)), Verdict::Done);
         // Surge pod still around: not done.
-        assert!(matches!(judge_move(&counts(3, 4, 3), &on_node, "n1", T0, DEADLINE, at(5)), Verdict::Progressing(_)));
+        assert!(matches!(judge_move(&counts(3, 4, 3), &on_node, N1, T0, DEADLINE, at(5)), Verdict::Progressing(_)));
         // A leftover old pod on the shared pool: not done.
         let mut mixed = on_node.clone();
         mixed.push(pod("old", None, Some("shared-1"), json!({})));
-        assert!(matches!(judge_move(&counts(3, 3, 3), &mixed, "n1", T0, DEADLINE, at(5)), Verdict::Progressing(m) if m.contains("1 pod(s) not on n1")));
+        assert!(matches!(judge_move(&counts(3, 3, 3), &mixed, N1, T0, DEADLINE, at(5)), Verdict::Progressing(m) if m.contains("1 pod(s) not on n1")));
         // …unless it is already terminating.
         mixed[3] = serde_json::from_value(
             json!({ "metadata": { "name": "old", "deletionTimestamp": "2026-01-01T00:00:00Z" }, "spec": { "containers": [], "nodeName": "shared-1" } }),
         )
         .unwrap();
-        assert_eq!(judge_move(&counts(3, 3, 3), &mixed, "n1", T0, DEADLINE, at(5)), Verdict::Done);
+        assert_eq!(judge_move(&counts(3, 3, 3), &mixed, N1, T0, DEADLINE, at(5)), Verdict::Done);
         let stale = Counts { observed: false, ..counts(3, 3, 3) };
-        assert!(matches!(judge_move(&stale, &on_node, "n1", T0, DEADLINE, at(5)), Verdict::Progressing(_)));
+        assert!(matches!(judge_move(&stale, &on_node, N1, T0, DEADLINE, at(5)), Verdict::Progressing(_)));
     }
 
     #[test]
@@ -237,8 +266,8 @@ mod tests {
             json!({ "phase": "Pending", "conditions": [{ "type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": msg, "lastTransitionTime": "2026-01-01T00:00:01Z" }] }),
         );
         let pods = vec![pending, pod("old", None, Some("shared-1"), json!({}))];
-        assert!(matches!(judge_move(&counts(1, 4, 3), &pods, "n1", T0, DEADLINE, at(2)), Verdict::Progressing(_)), "within the grace");
-        assert_eq!(judge_move(&counts(1, 4, 3), &pods, "n1", T0, DEADLINE, at(7)), Verdict::Failed(Cause::Unschedulable(msg.into())));
+        assert!(matches!(judge_move(&counts(1, 4, 3), &pods, N1, T0, DEADLINE, at(2)), Verdict::Progressing(_)), "within the grace");
+        assert_eq!(judge_move(&counts(1, 4, 3), &pods, N1, T0, DEADLINE, at(7)), Verdict::Failed(Cause::Unschedulable(msg.into())));
     }
 
     #[test]
@@ -249,7 +278,7 @@ mod tests {
             Some("shared-1"),
             json!({ "containerStatuses": [{ "name": "app", "image": "x", "imageID": "", "ready": false, "restartCount": 3, "state": { "waiting": { "reason": "CrashLoopBackOff" } } }] }),
         );
-        assert!(matches!(judge_move(&counts(0, 3, 2), &[stuck_old], "n1", T0, DEADLINE, at(5)), Verdict::Progressing(_)));
+        assert!(matches!(judge_move(&counts(0, 3, 2), &[stuck_old], N1, T0, DEADLINE, at(5)), Verdict::Progressing(_)));
     }
 
     #[test]
@@ -260,7 +289,7 @@ mod tests {
             Some("n1"),
             json!({ "containerStatuses": [{ "name": "app", "image": "x", "imageID": "", "ready": false, "restartCount": 3, "state": { "waiting": { "reason": "ImagePullBackOff", "message": "pull access denied" } } }] }),
         );
-        match judge_move(&counts(1, 4, 3), &[crash], "n1", T0, DEADLINE, at(1)) {
+        match judge_move(&counts(1, 4, 3), &[crash], N1, T0, DEADLINE, at(1)) {
             Verdict::Failed(Cause::NotReady(m)) => assert_eq!(m, "pod new container app: ImagePullBackOff: pull access denied"),
             other => panic!("{other:?}"),
         }
@@ -269,15 +298,15 @@ mod tests {
     #[test]
     fn the_deadline_ends_a_slow_move_and_says_how_far_it_got() {
         let slow = pod("new", Some("n1"), Some("n1"), json!({ "conditions": [{ "type": "Ready", "status": "False" }] }));
-        assert!(matches!(judge_move(&counts(1, 4, 3), std::slice::from_ref(&slow), "n1", T0, DEADLINE, at(59)), Verdict::Progressing(_)));
-        match judge_move(&counts(1, 4, 3), &[slow], "n1", T0, DEADLINE, at(61)) {
+        assert!(matches!(judge_move(&counts(1, 4, 3), std::slice::from_ref(&slow), N1, T0, DEADLINE, at(59)), Verdict::Progressing(_)));
+        match judge_move(&counts(1, 4, 3), &[slow], N1, T0, DEADLINE, at(61)) {
             Verdict::Failed(Cause::DeadlineExceeded(m)) => {
                 assert!(m.contains("1 of 3 replicas updated, 3 available") && m.contains("pod new is not ready"), "{m}")
             }
             other => panic!("{other:?}"),
         }
         let stalled = Counts { stalled: true, ..counts(1, 4, 3) };
-        assert!(matches!(judge_move(&stalled, &[], "n1", T0, DEADLINE, at(1)), Verdict::Failed(Cause::DeadlineExceeded(_))));
+        assert!(matches!(judge_move(&stalled, &[], N1, T0, DEADLINE, at(1)), Verdict::Failed(Cause::DeadlineExceeded(_))));
     }
 
     #[test]

@@ -6,7 +6,7 @@
 use kube::ResourceExt;
 
 use crate::crd::{DedicatedNode, ProvisioningError};
-use crate::engine::notify::{Message, Notifier, Outcome};
+use crate::engine::notify::{outcome_key, Message, Notifier, Outcome};
 use crate::store::{Store, StoreResult};
 
 pub const ACTION_PROVISION: &str = "provision-dedicated-node";
@@ -68,6 +68,7 @@ impl ProvisioningEvents {
         let ws = &dn.spec.workspace;
         self.notifier
             .record(&Outcome {
+                key: outcome_key(dn.uid().as_deref(), &format!("{action}/{outcome}"), stored_times(dn)),
                 workspace: ws.clone(),
                 actor: if dn.spec.requested_by.is_empty() { ENGINE.to_string() } else { dn.spec.requested_by.clone() },
                 action,
@@ -78,4 +79,11 @@ impl ProvisioningEvents {
             })
             .await
     }
+}
+
+/// Every time the order's stored status records (see `outcome_key`).
+fn stored_times(dn: &DedicatedNode) -> Vec<&str> {
+    let Some(s) = dn.status.as_ref() else { return vec![] };
+    let steps = s.steps.iter().flat_map(|st| [st.started_at.as_deref(), st.finished_at.as_deref()]).flatten();
+    steps.chain(s.conditions.iter().map(|c| c.last_transition_time.as_str())).collect()
 }

@@ -23,14 +23,14 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use k8s_openapi::api::core::v1::{Event as KubeEvent, Node, Taint};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, PostParams};
 use kube::core::ApiResource;
 use kube::{Client, CustomResource, ResourceExt};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use tokio::sync::OnceCell;
 
-use super::provider::{Machine, NodeProvider, NodeRequest, Observation, Offering, Progress, ProviderError, Stage};
+use super::provider::{delete_exactly, made_for, Machine, NodeProvider, NodeRequest, Observation, Offering, Progress, ProviderError, Stage};
 use super::quota::Quota;
 use crate::catalogue::Catalogue;
 use crate::cluster::labels;
@@ -276,7 +276,7 @@ impl KarpenterProvider {
     }
 
     /// An initialized claim's Node: the one `status.nodeName` names, with the claim's
-    /// `providerID` (never found by labels). Its `kubernetes.io/hostname` label is made its name.
+    /// `providerID` (never found by labels). Its `kubernetes.io/hostname` label is left as Karpenter set it (`cluster::hostname`).
     async fn with_node(&self, status: &NodeClaimStatus, reached: Stage, note: Option<String>) -> Result<Observation, ProviderError> {
         let below = |note: String| Ok(Observation::new(Machine::Up { stage: Stage::Registered, node: None }).note(note).retry_after(POLL));
         let Some(node_name) = status.node_name.clone() else { return below("waiting for Karpenter to name the NodeClaim's Node".into()) };
@@ -285,7 +285,6 @@ impl KarpenterProvider {
         if provider_id.is_none() || provider_id != status.provider_id {
             return below(format!("Node {node_name} is not the NodeClaim's machine ({provider_id:?})"));
         }
-        self.pin_hostname(&node).await?;
         let node_ready = node.status.as_ref().and_then(|s| s.conditions.as_ref()).is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
         let (stage, note) = match (reached, node_ready) {
             (Stage::Ready, true) => (Stage::Ready, None),
@@ -297,21 +296,6 @@ impl KarpenterProvider {
             Some(note) => obs.note(note).retry_after(POLL),
             None => obs,
         })
-    }
-
-    /// The migration pins a workload with `kubernetes.io/hostname=<Node name>`. A kubelet
-    /// labels its Node with its hostname, which is the Node's name on the clouds Karpenter
-    /// supports; Karpenter's kwok provider labels it with the NodeClaim's name instead. So the
-    /// label is made the Node's name (a no-op on a real cloud). Pinning the label's value
-    /// instead would also match the stray Node a Karpenter restart can leave (same label).
-    async fn pin_hostname(&self, node: &Node) -> Result<(), ProviderError> {
-        let name = node.name_any();
-        if node.labels().get(labels::HOSTNAME) == Some(&name) {
-            return Ok(());
-        }
-        let patch = serde_json::json!({ "metadata": { "labels": { labels::HOSTNAME: name } } });
-        self.nodes().patch(&name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
-        Ok(())
     }
 
     /// Deletes the order's stray Nodes: carrying its label, never registered (Karpenter's
@@ -581,11 +565,11 @@ impl NodeProvider for KarpenterProvider {
     async fn release(&self, name: &str) -> Result<Progress, ProviderError> {
         let wait = Progress::InProgress { retry_after: Duration::from_secs(2) };
         let claims = self.claims();
-        if let Some(claim) = claims.get_opt(name).await? {
+        if let Some(claim) = claims.get_opt(name).await?.filter(|c| made_for(c, name)) {
             if claim.metadata.deletion_timestamp.is_none() {
-                match claims.delete(name, &DeleteParams::background()).await {
+                match claims.delete(name, &delete_exactly(&claim)).await {
                     Ok(_) => tracing::info!(order = %name, "NodeClaim deleted; Karpenter drains and terminates its Node"),
-                    Err(kube::Error::Api(e)) if e.code == 404 => {}
+                    Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => {}
                     Err(e) => return Err(e.into()),
                 }
             }

@@ -9,12 +9,12 @@ use std::time::Duration;
 use async_trait::async_trait;
 use k8s_openapi::api::core::v1::{Node, NodeAddress, NodeSpec, NodeStatus, Taint};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use kube::api::{Api, DeleteParams, ObjectMeta, PostParams};
+use kube::api::{Api, ObjectMeta, PostParams};
 use kube::core::ApiResource;
 use kube::{Client, ResourceExt};
 use time::OffsetDateTime;
 
-use super::provider::{Machine, NodeProvider, NodeRequest, Observation, Offering, Progress, ProviderError, Stage};
+use super::provider::{delete_exactly, made_for, Machine, NodeProvider, NodeRequest, Observation, Offering, Progress, ProviderError, Stage};
 use super::quota::Quota;
 use crate::catalogue::{Catalogue, Size};
 use crate::cluster::labels;
@@ -106,11 +106,21 @@ impl NodeProvider for KwokProvider {
     }
 
     async fn release(&self, name: &str) -> Result<Progress, ProviderError> {
-        let gone = match self.nodes().delete(name, &DeleteParams::default()).await {
-            // Right: deleted now; Left: deletion started but something (a finalizer) holds it.
-            Ok(either) => either.is_right(),
-            Err(kube::Error::Api(e)) if e.code == 404 => true,
-            Err(e) => return Err(e.into()),
+        let nodes = self.nodes();
+        let gone = match nodes.get_opt(name).await? {
+            None => true,
+            Some(node) if !made_for(&node, name) => {
+                tracing::warn!(order = %name, "a Node of this name exists but was not made for this order; it is left alone");
+                true
+            }
+            Some(node) => match nodes.delete(name, &delete_exactly(&node)).await {
+                // Right: deleted now; Left: deletion started but something (a finalizer) holds it.
+                Ok(either) => either.is_right(),
+                // Gone meanwhile, or replaced by another Node of the name (the uid precondition):
+                // either way nothing of this order is left under the name.
+                Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => true,
+                Err(e) => return Err(e.into()),
+            },
         };
         if !gone {
             return Ok(Progress::InProgress { retry_after: Duration::from_secs(2) });

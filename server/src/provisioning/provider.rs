@@ -12,7 +12,24 @@ use kube::core::ApiResource;
 use time::OffsetDateTime;
 
 use crate::catalogue::Size;
+use crate::cluster::labels;
 use crate::crd::StepName;
+
+/// Whether a machine (a Node, a NodeClaim) was made for the order `order`: it carries the
+/// order's label. Release deletes only such objects, so an order named like a Node it did not
+/// make (a shared-pool Node, another system's NodeClaim) never takes that Node down.
+pub fn made_for(object: &impl kube::ResourceExt, order: &str) -> bool {
+    object.labels().get(labels::ORDER).is_some_and(|o| o == order)
+}
+
+/// A delete of exactly the object that was judged: if it was replaced meanwhile (same name,
+/// new uid), the API server refuses instead of deleting the newcomer.
+pub fn delete_exactly(object: &impl kube::ResourceExt) -> kube::api::DeleteParams {
+    kube::api::DeleteParams {
+        preconditions: Some(kube::api::Preconditions { uid: object.uid(), resource_version: None }),
+        ..kube::api::DeleteParams::background()
+    }
+}
 
 /// One machine the controller wants: everything a provider needs, resolved from the
 /// `DedicatedNode` and the catalogue.

@@ -14,23 +14,28 @@ pub struct AuditEntry {
     pub detail: Option<String>,
 }
 
+/// The one INSERT of an audit entry, on the pool or inside a transaction.
+pub(super) async fn insert_audit<'c>(db: impl sqlx::Executor<'c, Database = sqlx::Any>, e: &AuditEntry) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO audit_log (id, at, actor, workspace_id, action, target, outcome, detail) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(new_id())
+    .bind(now())
+    .bind(&e.actor)
+    .bind(&e.workspace_id)
+    .bind(&e.action)
+    .bind(&e.target)
+    .bind(&e.outcome)
+    .bind(&e.detail)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
 impl Store {
     pub async fn audit(&self, e: &AuditEntry) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO audit_log (id, at, actor, workspace_id, action, target, outcome, detail) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(new_id())
-        .bind(now())
-        .bind(&e.actor)
-        .bind(&e.workspace_id)
-        .bind(&e.action)
-        .bind(&e.target)
-        .bind(&e.outcome)
-        .bind(&e.detail)
-        .execute(&self.db)
-        .await?;
-        Ok(())
+        insert_audit(&self.db, e).await
     }
 
     pub async fn audit_entries(&self, workspace_id: Option<&str>) -> StoreResult<Vec<AuditEntry>> {

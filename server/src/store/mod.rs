@@ -4,11 +4,13 @@
 mod audit;
 mod lookup;
 mod notifications;
+mod outcomes;
 mod sessions;
 mod users;
 mod workspaces;
 
 pub use audit::AuditEntry;
+pub use outcomes::NewNotification;
 pub use sessions::{token_hash, SESSION_IDLE_SECS, SESSION_TTL_SECS};
 pub use users::UserRecord;
 

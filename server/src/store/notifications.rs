@@ -4,19 +4,30 @@ use sqlx::Row;
 use super::{Store, StoreResult};
 use crate::db::{new_id, now};
 
+/// The one INSERT of a notification, on the pool or inside a transaction.
+pub(super) async fn insert_notification<'c>(
+    db: impl sqlx::Executor<'c, Database = sqlx::Any>,
+    workspace_id: &str,
+    title: &str,
+    body: &str,
+    link: Option<&str>,
+) -> StoreResult<String> {
+    let id = new_id();
+    sqlx::query("INSERT INTO notifications (id, workspace_id, title, body, link, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
+        .bind(&id)
+        .bind(workspace_id)
+        .bind(title)
+        .bind(body)
+        .bind(link)
+        .bind(now())
+        .execute(db)
+        .await?;
+    Ok(id)
+}
+
 impl Store {
     pub async fn notify(&self, workspace_id: &str, title: &str, body: &str, link: Option<&str>) -> StoreResult<String> {
-        let id = new_id();
-        sqlx::query("INSERT INTO notifications (id, workspace_id, title, body, link, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
-            .bind(&id)
-            .bind(workspace_id)
-            .bind(title)
-            .bind(body)
-            .bind(link)
-            .bind(now())
-            .execute(&self.db)
-            .await?;
-        Ok(id)
+        insert_notification(&self.db, workspace_id, title, body, link).await
     }
 
     /// The newest 30 notifications of the workspace.
