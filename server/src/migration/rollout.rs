@@ -222,8 +222,8 @@ mod tests {
     fn new_pods_are_known_by_the_hostname_and_placed_by_the_node_name() {
         // Karpenter's kwok provider: the hostname label is the NodeClaim's name, not the Node's.
         let target = Target { node: "kwok-claim-a-1234", hostname: "claim-a" };
-        let moved: Vec<Pod> = (0..2).map(|i| pod(&format!("p{i}"), Some("claim-a"), Some("kwok-claim-a-1234"), json!({}))).collect();
-        assert_eq!(judge_move(&counts(2, 2, 2), &moved, target, T0, DEADLINE, at(5)), Verdict::Done);
+        let moved: Vec<Pod> = (0..3).map(|i| pod(&format!("p{i}"), Some("claim-a"), Some("kwok-claim-a-1234"), json!({}))).collect();
+        assert_eq!(judge_move(&counts(3, 3, 3), &moved, target, T0, DEADLINE, at(5)), Verdict::Done);
         let pending = vec![pod(
             "p0",
             Some("claim-a"),
