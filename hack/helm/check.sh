@@ -328,6 +328,8 @@ yes patch priorityclasses.scheduling.k8s.io - hexabase-dedicated
 yes create validatingadmissionpolicies.admissionregistration.k8s.io - hexabase-dedicated-pods
 yes patch validatingadmissionpolicies.admissionregistration.k8s.io - hexabase-dedicated-pods
 yes patch validatingadmissionpolicybindings.admissionregistration.k8s.io - hexabase-dedicated-pods
+yes create validatingadmissionpolicies.admissionregistration.k8s.io - hexabase-tenant-pods
+yes patch validatingadmissionpolicybindings.admissionregistration.k8s.io - hexabase-tenant-pods
 # The engine Lease, in the release namespace only.
 yes create leases.coordination.k8s.io $ns
 yes get leases.coordination.k8s.io $ns hexabase-engine
@@ -368,7 +370,8 @@ RULES
 rbac_apply a
 rbac_wait "yes create nodes"
 { cat "$work/rbac-common.txt"
-  printf '%s\n' "yes create nodes" "yes delete nodes - dn-1" "no create nodeclaims.karpenter.sh" "no delete nodeclaims.karpenter.sh - x"
+  printf '%s\n' "yes create nodes" "yes delete nodes - dn-1" "no create nodeclaims.karpenter.sh" "no delete nodeclaims.karpenter.sh - x" \
+    "no list events -"
 } >"$work/rbac-a.txt"
 access "$work/rbac-a.txt" || fail "RBAC (kwok) for $as: the lines above"
 ok "RBAC (kwok), as the API server enforces it for $as: $(grep -c '^yes' "$work/rbac-a.txt") needed permissions granted, $(grep -c '^no' "$work/rbac-a.txt") others refused"
@@ -377,7 +380,8 @@ rbac_apply b
 rbac_wait "yes create nodeclaims.karpenter.sh"
 { cat "$work/rbac-common.txt"
   printf '%s\n' "yes create nodeclaims.karpenter.sh" "yes delete nodeclaims.karpenter.sh - x" "yes watch nodeclaims.karpenter.sh" \
-    "no update nodeclaims.karpenter.sh - x" "no create nodes" "no delete nodes - dn-1"
+    "no update nodeclaims.karpenter.sh - x" "no create nodes" "no delete nodes - dn-1" \
+    "yes list events -" "yes get kwoknodeclasses.karpenter.kwok.sh - default" "no update kwoknodeclasses.karpenter.kwok.sh - default"
 } >"$work/rbac-b.txt"
 access "$work/rbac-b.txt" || fail "RBAC (karpenter) for $as: the lines above"
 ok "RBAC (karpenter): $(grep -c '^yes' "$work/rbac-b.txt") granted (NodeClaims get/list/watch/create/delete), $(grep -c '^no' "$work/rbac-b.txt") refused (Node create/delete among them)"

@@ -572,7 +572,7 @@ async fn another_workspaces_pod_stays_off_the_dedicated_node() {
     w.wait_notified(&foreign, 0).await;
     let notes = w.notifications().await;
     assert_eq!(notes.len(), before + 1, "the namespace's owner is told: {notes:?}");
-    assert!(notes.last().unwrap().starts_with("Migration failed"), "{notes:?}");
+    assert!(notes.iter().any(|n| n.starts_with("Migration failed") && n.contains("does not belong to workspace someone-else")), "{notes:?}");
     let victim = w.store.workspace_id("someone-else").await.unwrap().unwrap();
     assert!(w.store.notifications(&victim).await.unwrap().is_empty(), "the named workspace hears nothing");
 }
