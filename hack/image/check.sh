@@ -133,7 +133,7 @@ code() { curl -s -o "$work/body" -w '%{http_code}' --max-time 10 "$base$1"; }
 [[ "$(code /healthz)" == 200 ]] || fail "/healthz is not 200"
 ok "GET /healthz 200 ($(head -c 40 "$work/body"))"
 [[ "$(code /readyz)" == 200 ]] || fail "/readyz is not 200: $(cat "$work/body")"
-grep -q '"database":"ok"' "$work/body" || fail "/readyz: $(cat "$work/body")"
+grep -q '"status":"ready"' "$work/body" || fail "/readyz: $(cat "$work/body")"
 ok "GET /readyz 200 $(cat "$work/body")"
 [[ "$(code /login)" == 200 ]] || fail "/login is not 200"
 grep -qi '<form' "$work/body" || fail "/login has no form"

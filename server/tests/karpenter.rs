@@ -630,7 +630,10 @@ async fn a_step_that_stalls_times_out_naming_it_and_releases_the_machine() {
 
 /// Start Provisioning → Ready, five orders one after another through Karpenter and five
 /// through the kwok provider (no boot delay) on the same cluster, medians printed.
+/// A measurement, not a check (speed belongs to benchmarks): run it with
+/// `cargo test -p server --test karpenter -- --ignored --nocapture provisioning_time`.
 #[tokio::test]
+#[ignore = "a measurement: order -> Ready through Karpenter next to the kwok provider"]
 async fn provisioning_time_through_karpenter_next_to_kwok() {
     let mut w = World::new().await;
     w.start();
@@ -658,5 +661,4 @@ async fn provisioning_time_through_karpenter_next_to_kwok() {
     let ms = |v: &[Duration]| v.iter().map(|d| d.as_millis()).collect::<Vec<_>>();
     eprintln!("measured: order -> Ready through Karpenter {:?} ms, median {} ms", ms(&karpenter), median(&mut karpenter.clone()).as_millis());
     eprintln!("measured: order -> Ready through the kwok provider {:?} ms, median {} ms", ms(&kwok), median(&mut kwok.clone()).as_millis());
-    assert!(median(&mut karpenter) < Duration::from_secs(30));
 }
