@@ -75,7 +75,7 @@ export async function nodeOf(page: Page, order: string, workspace = 'acme-produc
   const origin = new URL(page.url()).origin;
   const res = await page.request.post('/api/load_node_progress', { form: { workspace, name: order }, headers: { Origin: origin } });
   expect(res.ok(), `load_node_progress ${order}: ${res.status()}`).toBeTruthy();
-  const progress = await res.json();
+  const progress = (await res.json()).item;
   expect(progress.node_name, `${order} runs on a Node`).toBeTruthy();
   return progress.node_name as string;
 }

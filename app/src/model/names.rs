@@ -4,14 +4,20 @@
 /// A DNS-1123 label (namespaces, workspace slugs): at most 63 lowercase letters, digits and
 /// '-', starting and ending with a letter or digit.
 pub fn is_dns_label(s: &str) -> bool {
+    s.len() <= 63 && is_label_shaped(s)
+}
+
+/// Lowercase letters, digits and '-', starting and ending with a letter or digit.
+fn is_label_shaped(s: &str) -> bool {
     let alnum = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
-    !s.is_empty() && s.len() <= 63 && s.chars().all(|c| alnum(c) || c == '-') && s.starts_with(alnum) && s.ends_with(alnum)
+    !s.is_empty() && s.chars().all(|c| alnum(c) || c == '-') && s.starts_with(alnum) && s.ends_with(alnum)
 }
 
 /// A DNS-1123 subdomain (object names such as nodes, Deployments, migrations): at most 253
-/// characters of labels joined by '.'.
+/// characters of label-shaped parts joined by '.'. As in Kubernetes (`IsDNS1123Subdomain`) a
+/// part may be longer than 63: Karpenter's kwok Nodes are named so.
 pub fn is_dns_subdomain(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 253 && s.split('.').all(is_dns_label)
+    !s.is_empty() && s.len() <= 253 && s.split('.').all(is_label_shaped)
 }
 
 /// `Ok` for a valid object name; otherwise a message that says what is allowed.
@@ -53,7 +59,7 @@ mod tests {
 
     #[test]
     fn names_follow_dns_1123() {
-        for ok in ["web", "acme-production-1a2b3c", "a", "web.v2", "0-9"] {
+        for ok in ["web", "acme-production-1a2b3c", "a", "web.v2", "0-9", "kwok-acme-production-c8eb03-headsaber-3-6jnlkwl4u7-3173969978"] {
             assert!(check_name("node", ok).is_ok(), "{ok}");
         }
         for bad in ["?", "a/status", "..", "A_B", "-web", "web-", "", "a..b", "we b", &"a".repeat(300)] {

@@ -27,17 +27,17 @@ fn migratable(w: &Workload) -> MigratableWorkload {
     }
 }
 
-/// The changes a move makes to one workload, in words, and the engine's exact patch. `node` is
-/// the target's hostname label (`cluster::hostname`), what the patch selects.
-pub fn dry_run_step(order: u32, w: &Workload, ws: &str, node: &str) -> DryRunStep {
+/// The changes a move makes to one workload, in words, and the engine's exact patch. The patch
+/// selects the target by its hostname label (`cluster::hostname`), not always its name.
+pub fn dry_run_step(order: u32, w: &Workload, ws: &str, node: &str, hostname: &str) -> DryRunStep {
     let kind = w.key.kind;
-    let patch = patch::scheduling_patch(ws, node, kind, &w.scheduling);
+    let patch = patch::scheduling_patch(ws, hostname, kind, &w.scheduling);
     let mut changes = vec![
         format!(
             "Save the current nodeSelector, tolerations, affinity, priority class and update strategy in the annotation {} (for rollback).",
             patch::ORIGINAL_ANNOTATION
         ),
-        format!("Select node {node} (kubernetes.io/hostname) and tolerate its taint {}={ws}:NoSchedule.", labels::DEDICATED_TAINT),
+        format!("Select node {node} (kubernetes.io/hostname={hostname}) and tolerate its taint {}={ws}:NoSchedule.", labels::DEDICATED_TAINT),
     ];
     if w.scheduling.affinity.as_ref().is_some_and(|a| a.get("nodeAffinity").is_some()) {
         changes.push("Drop the node affinity that keeps the pods on the shared pool.".into());
@@ -132,7 +132,7 @@ impl DashboardBackend {
         let phases = planning::phases(refs, free, total);
         let order: Vec<&Workload> = phases.iter().flat_map(|p| p.workloads.iter()).filter_map(|k| selected.iter().find(|w| &w.key == k)).collect();
         let hostname = crate::cluster::hostname_of(self.require_kube()?, node).await.map_err(|e| AppError::ClusterUnavailable(cluster_error(e)))?;
-        let steps = order.iter().enumerate().map(|(i, w)| dry_run_step(i as u32 + 1, w, &ws.slug, &hostname)).collect();
+        let steps = order.iter().enumerate().map(|(i, w)| dry_run_step(i as u32 + 1, w, &ws.slug, node, &hostname)).collect();
         let warning = (!fits).then(|| {
             format!(
                 "{node} has {} vCPU and {} GiB free; these workloads need {} vCPU and {} GiB including rolling-update surge, plus {}% headroom. Pick a larger node, fewer workloads, or run the phased plan below.",
