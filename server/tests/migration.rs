@@ -5,21 +5,18 @@
 
 mod support;
 
-use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
-use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
 use serde_json::{json, Value};
 use server::crd::{MigrationState, WorkloadMigration, WorkloadState};
-use server::engine::{Scope, SCOPE_LABEL};
+use server::engine::Scope;
 use server::migration::latency::{MetricsError, MetricsSource, PrometheusSource, DEFAULT_QUERY_TEMPLATE};
 use server::migration::{self, patch, Config, Context, FINALIZER};
 use server::store::Store;
@@ -48,11 +45,8 @@ fn fake_node(name: &str, cpu: &str, labels: Value, taint: Option<(&str, &str)>) 
 }
 
 use cluster::node_ready;
-
-fn pod_ready(p: &Pod) -> bool {
-    p.metadata.deletion_timestamp.is_none()
-        && p.status.as_ref().and_then(|s| s.conditions.as_ref()).is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-}
+use support::availability::AvailabilityProbe;
+use support::scenario::scoped_migration;
 
 impl World {
     /// `dedicated_cpu`: the dedicated node's allocatable CPU.
@@ -188,7 +182,7 @@ impl World {
     /// Creates the migration as a user would, the API server's refusal (if any) returned.
     async fn try_migrate_phases(&self, phases: Vec<Value>, extra: Value) -> Result<String, kube::Error> {
         let name = cluster::name("wm");
-        let mut spec = json!({
+        let spec = json!({
             "workspace": self.ws,
             "targetNode": self.dedicated,
             "phases": phases,
@@ -196,16 +190,7 @@ impl World {
             "progressDeadlineSeconds": 60,
             "requestedBy": "dev@example.com"
         });
-        for (k, v) in extra.as_object().cloned().unwrap_or_default() {
-            spec[k] = v;
-        }
-        let wm: WorkloadMigration = serde_json::from_value(json!({
-            "apiVersion": "hexabase.ai/v1alpha1",
-            "kind": "WorkloadMigration",
-            "metadata": { "name": name, "labels": { SCOPE_LABEL: self.scope } },
-            "spec": spec
-        }))
-        .unwrap();
+        let wm = scoped_migration(&name, &self.scope, spec, &extra);
         self.migrations().create(&PostParams::default(), &wm).await?;
         Ok(name)
     }
@@ -313,79 +298,6 @@ impl MetricsSource for FakeLatency {
     }
 }
 
-/// Watches the workload's pods independently of the controller and keeps the lowest number
-/// of Ready, non-terminating pods seen. A watch error fails the test: a probe that stopped
-/// watching would report a lowest count that was never measured.
-struct AvailabilityProbe {
-    lowest: Arc<AtomicI32>,
-    error: Arc<std::sync::Mutex<Option<String>>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl AvailabilityProbe {
-    async fn start(pods: Api<Pod>, app: &str) -> AvailabilityProbe {
-        let lowest = Arc::new(AtomicI32::new(i32::MAX));
-        let error = Arc::new(std::sync::Mutex::new(None));
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let (low, failed) = (lowest.clone(), error.clone());
-        let config = watcher::Config::default().labels(&format!("app={app}"));
-        let task = tokio::spawn(async move {
-            let mut ready: BTreeMap<String, bool> = BTreeMap::new();
-            let mut init: BTreeMap<String, bool> = BTreeMap::new();
-            let mut tx = Some(tx);
-            let mut stream = watcher(pods, config).boxed();
-            while let Some(event) = stream.next().await {
-                let event = match event {
-                    Ok(e) => e,
-                    Err(e) => {
-                        *failed.lock().unwrap() = Some(e.to_string());
-                        return;
-                    }
-                };
-                match event {
-                    watcher::Event::Init => init.clear(),
-                    watcher::Event::InitApply(p) => {
-                        init.insert(p.name_any(), pod_ready(&p));
-                    }
-                    watcher::Event::InitDone => {
-                        ready = std::mem::take(&mut init);
-                        if let Some(tx) = tx.take() {
-                            let _ = tx.send(());
-                        }
-                    }
-                    watcher::Event::Apply(p) => {
-                        ready.insert(p.name_any(), pod_ready(&p));
-                    }
-                    watcher::Event::Delete(p) => {
-                        ready.remove(&p.name_any());
-                    }
-                }
-                if tx.is_none() {
-                    let n = ready.values().filter(|r| **r).count() as i32;
-                    low.fetch_min(n, Ordering::SeqCst);
-                }
-            }
-        });
-        let _ = tokio::time::timeout(WAIT, rx).await;
-        AvailabilityProbe { lowest, error, task }
-    }
-
-    /// The lowest count seen; panics if the watch failed at any point.
-    fn lowest(&self) -> i32 {
-        if let Some(e) = self.error.lock().unwrap().as_ref() {
-            panic!("the independent availability watch failed: {e}");
-        }
-        assert!(!self.task.is_finished(), "the independent availability watch stopped");
-        self.lowest.load(Ordering::SeqCst)
-    }
-}
-
-impl Drop for AvailabilityProbe {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
 fn scheduling(d: &Deployment) -> (Value, Value, Value, Value) {
     let pod = serde_json::to_value(d.spec.template.spec.as_ref().unwrap()).unwrap();
     (pod["nodeSelector"].clone(), pod["tolerations"].clone(), pod["affinity"].clone(), serde_json::to_value(&d.spec.strategy).unwrap())
@@ -403,7 +315,7 @@ async fn a_deployment_moves_to_the_dedicated_node_without_losing_a_replica() {
     let strategy = json!({ "strategy": { "type": "RollingUpdate", "rollingUpdate": { "maxUnavailable": 1, "maxSurge": 1 } } });
     let slow_ready = json!({ "pod-ready.stage.kwok.x-k8s.io/delay": "2s" });
     w.deployment_in(&w.ns, "web", "200m", WEB, strategy, slow_ready).await;
-    let probe = AvailabilityProbe::start(w.pods(), "web").await;
+    let probe = AvailabilityProbe::start(w.pods(), "web", false).await;
     assert_eq!(probe.lowest(), WEB, "all replicas available before the move");
     let name = w.migrate(&[&["web"]], json!({})).await;
     let wm = w.wait_phase(&name, MigrationState::Succeeded).await;
@@ -471,7 +383,7 @@ async fn a_move_that_cannot_schedule_rolls_back_to_exactly_the_original() {
 async fn a_controller_killed_mid_move_is_finished_by_the_next_one() {
     let mut w = World::new("4").await;
     w.deployment("web", "200m").await;
-    let probe = AvailabilityProbe::start(w.pods(), "web").await;
+    let probe = AvailabilityProbe::start(w.pods(), "web", false).await;
     w.start();
     let name = w.migrate(&[&["web"]], json!({})).await;
     cluster::wait_until(&w.deployments(), "web", WAIT, "first patch", |d: &Deployment| d.annotations().contains_key(patch::MIGRATION_ANNOTATION)).await;

@@ -123,7 +123,7 @@ impl Tenant {
             .iter()
             .map(|p| json!({ "workloads": p.iter().map(|w| json!({ "namespace": self.ns, "kind": "Deployment", "name": w })).collect::<Vec<_>>() }))
             .collect();
-        let mut spec = json!({
+        let spec = json!({
             "workspace": self.ws,
             "targetNode": node,
             "approvedPhases": phases.len(),
@@ -131,16 +131,7 @@ impl Tenant {
             "progressDeadlineSeconds": 120,
             "requestedBy": server::seed::DEMO_EMAIL
         });
-        for (k, v) in extra.as_object().cloned().unwrap_or_default() {
-            spec[k] = v;
-        }
-        let wm: WorkloadMigration = serde_json::from_value(json!({
-            "apiVersion": "hexabase.ai/v1alpha1",
-            "kind": "WorkloadMigration",
-            "metadata": { "name": name, "labels": { SCOPE_LABEL: self.scope } },
-            "spec": spec
-        }))
-        .unwrap();
+        let wm = scoped_migration(&name, &self.scope, spec, &extra);
         self.migrations().create(&PostParams::default(), &wm).await.expect("create migration");
         name
     }
@@ -260,4 +251,18 @@ pub async fn check_workload_end(t: &Tenant, app: &str, original: &Deployment, no
         }
         other => panic!("the migration ended {other:?}"),
     }
+}
+
+/// A WorkloadMigration in a test's scope: `spec` with the fields of `extra` set over it.
+pub fn scoped_migration(name: &str, scope: &str, mut spec: Value, extra: &Value) -> WorkloadMigration {
+    for (k, v) in extra.as_object().cloned().unwrap_or_default() {
+        spec[k] = v;
+    }
+    serde_json::from_value(json!({
+        "apiVersion": "hexabase.ai/v1alpha1",
+        "kind": "WorkloadMigration",
+        "metadata": { "name": name, "labels": { SCOPE_LABEL: scope } },
+        "spec": spec
+    }))
+    .unwrap()
 }
