@@ -115,7 +115,7 @@ async fn reconcile(cached: Arc<WorkloadMigration>, ctx: Arc<Context>) -> Result<
             Event::Apply(wm) => {
                 let wm = Arc::unwrap_or_clone(wm);
                 let rv = wm.resource_version().unwrap_or_default();
-                Run { ctx: &ctx, api: api.clone(), ns: ns.clone(), rv, wm, written: None }.apply().await
+                Run { ctx: &ctx, api: api.clone(), ns: ns.clone(), rv, wm, written: None, hostname: None }.apply().await
             }
             Event::Cleanup(wm) => cancel(&wm, &ctx).await,
         }
@@ -158,6 +158,8 @@ struct Run<'a> {
     rv: String,
     /// The status last written by this reconcile.
     written: Option<WorkloadMigrationStatus>,
+    /// The target's hostname label (`cluster::hostname`), read by `validate` with the Node.
+    hostname: Option<String>,
 }
 
 /// Where this reconcile starts: the stored status, or a fresh one for a new migration or for
@@ -291,7 +293,7 @@ impl Run<'_> {
 
     /// Checks, before anything moves, that the plan can run at all and stays inside its
     /// workspace: the namespace and the node must both belong to it.
-    async fn validate(&self) -> Result<Option<MigrationError>> {
+    async fn validate(&mut self) -> Result<Option<MigrationError>> {
         let spec = &self.wm.spec;
         let invalid = |message: String| Some(MigrationError { reason: steps::REASON_INVALID_SPEC.into(), message, troubleshooting: vec![] });
         if spec.phases.iter().all(|p| p.workloads.is_empty()) {
@@ -319,6 +321,7 @@ impl Run<'_> {
         if node.labels().get(labels::WORKSPACE) != Some(&spec.workspace) {
             return Ok(invalid(format!("Node {} is not dedicated to workspace {}.", spec.target_node, spec.workspace)));
         }
+        self.hostname = Some(crate::cluster::hostname(&node));
         Ok(None)
     }
 
@@ -404,7 +407,11 @@ impl Run<'_> {
             return Ok(Step::Changed { announce: false });
         };
         let (ws, node) = (&self.wm.spec.workspace, &self.wm.spec.target_node);
-        let hostname = crate::cluster::hostname_of(&self.ctx.client, node).await?;
+        // Moves run only after `validate` read the Node this reconcile.
+        let hostname = match &self.hostname {
+            Some(h) => h.clone(),
+            None => crate::cluster::hostname_of(&self.ctx.client, node).await?,
+        };
         let json = workload.json();
         let current = Scheduling::of_workload(kind, &json);
         let mut patch = patch::scheduling_patch(ws, &hostname, kind, &current);
