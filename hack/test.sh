@@ -32,7 +32,8 @@ bash hack/cluster/down.sh --purge >/dev/null 2>&1 || true
 bash hack/cluster/up.sh
 bash hack/cluster/seed.sh
 . "$cluster_dir/env"
-export KUBECONFIG
+# The end-to-end specs change the cluster the way a platform admin would, with its kubectl.
+export KUBECONFIG KUBECTL
 bash hack/crds.sh
 bash hack/helm/check.sh
 
@@ -53,7 +54,8 @@ rm -f "$e2e_db"
 LISTEN_ADDR="127.0.0.1:$port" DATABASE_URL="sqlite://$e2e_db?mode=rwc" LEPTOS_SITE_ROOT="$PWD/target/site" HEXA_NODE_PROVIDER=karpenter \
   "$CARGO_TARGET_DIR/release/server" --seed-demo >"$HEXA_CACHE/e2e-server.log" 2>&1 &
 server_pid=$!
-for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.2; done
+# Ready: the database answers and the watch caches have listed the cluster once.
+for _ in $(seq 1 150); do curl -fs "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.2; done
 cd end2end
 [ -d node_modules/@playwright/test ] || npm ci --no-audit --no-fund
 BASE_URL="http://127.0.0.1:$port" npx playwright test

@@ -18,6 +18,15 @@ pub enum NodeProviderKind {
     Karpenter,
 }
 
+/// Where the dashboard reads the cluster from (`--cluster-reads`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ClusterReadsKind {
+    /// Watch caches: one watch per kind, pages read memory (the default).
+    Cache,
+    /// The API server on every read: for benchmarks, and to rule the cache out.
+    Direct,
+}
+
 #[derive(Debug, Clone, Parser)]
 #[command(name = "hexabase", about = "Hexabase.AI dashboard: dedicated nodes and zero-downtime workload migration")]
 pub struct Config {
@@ -95,6 +104,10 @@ pub struct Config {
     pub controller_scope: Option<String>,
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "pretty")]
     pub log_format: LogFormat,
+    /// Where pages read the cluster from: `cache` (watch caches, the default) or `direct`
+    /// (the API server on every read; for benchmarks and to rule the cache out).
+    #[arg(long, env = "HEXA_CLUSTER_READS", value_enum, default_value = "cache")]
+    pub cluster_reads: ClusterReadsKind,
 }
 
 /// An address (`10.0.0.5`) or a network (`10.0.0.0/8`).

@@ -1,6 +1,7 @@
 //! Live progress over server-sent events, from a watch on the custom resource:
 //! `GET /api/events/w/{ws}/nodes/{name}` (a dedicated node's provisioning) and
-//! `GET /api/events/w/{ws}/migrations/{namespace}/{name}` (a migration). Each stream starts with the
+//! `GET /api/events/w/{ws}/migrations/{namespace}/{name}` (a migration), fed by the shared watch
+//! cache (one watch per kind, whatever the number of streams). Each stream starts with the
 //! current state, sends one `progress` event per change, and ends once the state is settled,
 //! or earlier when the session ends or the stream's lifetime is over (`crate::live`): the page
 //! then reloads the state and reconnects.
@@ -10,11 +11,12 @@ use std::fmt::Debug;
 
 use app::backend::SessionToken;
 use app::error::AppError;
-use app::model::{MigrationProgress, NodeProgress, SessionUser};
+use app::model::{MigrationProgress, NodeOverview, NodeProgress, SessionUser};
 use axum::extract::{Path, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
+use futures::stream::BoxStream;
 use futures::{stream, Stream, StreamExt};
 use kube::api::Api;
 use kube::runtime::{watcher, WatchStreamExt};
@@ -22,6 +24,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::backend::views;
+use crate::cache::Reflected;
 use crate::crd::{DedicatedNode, WorkloadMigration};
 use crate::live::StreamLease;
 use crate::state::AppState;
@@ -69,17 +72,28 @@ fn viewer(s: &AppState, user: Option<Extension<SessionUser>>, token: Option<Exte
     Ok(Viewer { user, lease, ended })
 }
 
-/// Streams `view` of the object `name` that `api` watches, starting from `first`, until it
-/// settles or the viewer's stream must end.
-fn stream_of<K, V>(viewer: Viewer, api: Api<K>, name: &str, first: V, view: fn(&K) -> V, settled: fn(&V) -> bool) -> Response
+/// Where a stream's updates come from: the shared watch cache, or (with
+/// `--cluster-reads direct`) a watch of its own.
+fn updates_of<K, V>(cache: Option<&Reflected<K>>, api: Api<K>, name: &str, namespace: Option<&str>, view: fn(&K) -> V) -> BoxStream<'static, V>
 where
-    K: kube::Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    K: kube::Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    V: Send + 'static,
+{
+    match cache {
+        Some(reflected) => reflected.follow(name, namespace, view).boxed(),
+        None => watcher(api, watcher::Config::default().fields(&format!("metadata.name={name}")))
+            .applied_objects()
+            .filter_map(|r| async move { r.ok() })
+            .map(move |obj| view(&obj))
+            .boxed(),
+    }
+}
+
+/// Streams `updates` after `first` until the state settles or the viewer's stream must end.
+fn stream_of<V>(viewer: Viewer, first: V, updates: BoxStream<'static, V>, settled: fn(&V) -> bool) -> Response
+where
     V: Clone + PartialEq + Serialize + Send + 'static,
 {
-    let updates = watcher(api, watcher::Config::default().fields(&format!("metadata.name={name}")))
-        .applied_objects()
-        .filter_map(|r| async move { r.ok() })
-        .map(move |obj| view(&obj));
     let Viewer { lease, ended, .. } = viewer;
     let events = until_settled(first, updates, settled)
         .take_until(ended)
@@ -90,6 +104,39 @@ where
         })
         .map(|p| Ok::<_, Infallible>(Event::default().event("progress").json_data(&p).unwrap_or_else(|_| Event::default().comment("unserializable"))));
     Sse::new(events).keep_alive(KeepAlive::default()).into_response()
+}
+
+/// `GET /api/events/w/{ws}/nodes`: Node Management, after every change of what it shows.
+pub async fn overview_events(
+    State(s): State<AppState>,
+    Path(ws): Path<String>,
+    user: Option<Extension<SessionUser>>,
+    token: Option<Extension<SessionToken>>,
+) -> Response {
+    let viewer = match viewer(&s, user, token) {
+        Ok(v) => v,
+        Err(e) => return refuse(e),
+    };
+    // Membership, as for the page itself.
+    let first = match s.backend.node_overview(&viewer.user, &ws).await {
+        Ok(o) => o,
+        Err(e) => return refuse(e),
+    };
+    let mine = first.workspace.clone();
+    let feed = s.overviews.subscribe(&mine);
+    let updates = stream::unfold(feed, |mut feed| async move {
+        loop {
+            feed.changed().await.ok()?;
+            let current = feed.borrow_and_update().clone();
+            if let Some(o) = current {
+                return Some((o, feed));
+            }
+        }
+    })
+    .map(move |shared| NodeOverview { workspace: mine.clone(), ..(*shared).clone() })
+    .boxed();
+    // Node Management never settles: the stream lasts until the page closes or the lease ends.
+    stream_of(viewer, first, updates, |_| false)
 }
 
 pub async fn node_events(
@@ -108,7 +155,8 @@ pub async fn node_events(
         Err(e) => return refuse(e),
     };
     let Some(client) = s.kube.clone() else { return refuse(AppError::ClusterUnavailable("no cluster is configured".into())) };
-    stream_of(viewer, Api::<DedicatedNode>::all(client), &name, first, views::node_progress, NodeProgress::is_settled)
+    let updates = updates_of(s.cache.as_ref().map(|c| &c.dedicated_nodes), Api::<DedicatedNode>::all(client), &name, None, views::node_progress);
+    stream_of(viewer, first, updates, NodeProgress::is_settled)
 }
 
 pub async fn migration_events(
@@ -127,7 +175,8 @@ pub async fn migration_events(
     };
     let Some(client) = s.kube.clone() else { return refuse(AppError::ClusterUnavailable("no cluster is configured".into())) };
     let api = Api::<WorkloadMigration>::namespaced(client, &first.namespace);
-    stream_of(viewer, api, &name, first, views::migration_progress, MigrationProgress::is_settled)
+    let updates = updates_of(s.cache.as_ref().map(|c| &c.migrations), api, &name, Some(&first.namespace.clone()), views::migration_progress);
+    stream_of(viewer, first, updates, MigrationProgress::is_settled)
 }
 
 #[cfg(test)]

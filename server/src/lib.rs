@@ -6,6 +6,7 @@
 
 pub mod auth;
 pub mod backend;
+pub mod cache;
 pub mod capacity;
 pub mod catalogue;
 pub mod cluster;
@@ -69,17 +70,29 @@ pub async fn build_state(config: &Config) -> anyhow::Result<AppState> {
     }
     purge_expired_sessions(store.clone(), Duration::from_secs(config.session_purge_interval_secs.max(1)));
     let live = Arc::new(live::LiveStreams::default());
-    let backend = DashboardBackend::new(
-        store.clone(),
-        kube.clone(),
-        catalogue,
-        config.prometheus_url.is_some(),
-        LoginLimiter::default(),
-        config.cookies_secure(),
-        live.clone(),
-    );
+    let cache = match (&kube, config.cluster_reads) {
+        (Some(client), config::ClusterReadsKind::Cache) => Some(cache::ClusterCache::start(client.clone())),
+        _ => None,
+    };
+    let reads = match (&cache, &kube) {
+        (Some(cache), _) => Some(cache::ClusterReads::Cached(cache.clone())),
+        (None, Some(client)) => Some(cache::ClusterReads::Direct(client.clone())),
+        (None, None) => None,
+    };
+    let backend =
+        DashboardBackend::new(store.clone(), reads, catalogue, config.prometheus_url.is_some(), LoginLimiter::default(), config.cookies_secure(), live.clone());
     let leptos = LeptosOptions::builder().output_name("hexabase").site_root(config.site_root.as_str()).site_pkg_dir("pkg").site_addr(config.listen).build();
-    Ok(AppState { leptos, store, backend, kube, metrics: Arc::new(metrics::Metrics::default()), trusted_proxies: config.trusted_proxies.clone().into(), live })
+    Ok(AppState {
+        leptos,
+        store,
+        overviews: Arc::new(backend::feed::Feeds(backend.clone())),
+        backend,
+        kube,
+        cache,
+        metrics: Arc::new(metrics::Metrics::default()),
+        trusted_proxies: config.trusted_proxies.clone().into(),
+        live,
+    })
 }
 
 /// Installs the platform's objects and, while this replica holds the engine lease, runs the

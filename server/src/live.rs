@@ -140,6 +140,13 @@ impl StreamLease {
     }
 }
 
+/// Node Management's live overview of a workspace, shared by every open page of it (the
+/// backend computes it; `events` streams it).
+pub trait OverviewFeed: Send + Sync {
+    /// `None` until the first overview is computed. The caller has checked membership.
+    fn subscribe(&self, ws: &app::model::WorkspaceSummary) -> watch::Receiver<Option<Arc<app::model::NodeOverview>>>;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

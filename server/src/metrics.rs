@@ -9,6 +9,7 @@ use prometheus_client::encoding::text::encode;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
@@ -23,6 +24,7 @@ pub struct Metrics {
     registry: Mutex<Registry>,
     requests: Family<RequestLabels, Counter>,
     latency: Family<RequestLabels, Histogram>,
+    live_streams: Gauge,
 }
 
 impl Default for Metrics {
@@ -32,7 +34,9 @@ impl Default for Metrics {
         let latency = Family::<RequestLabels, Histogram>::new_with_constructor(|| Histogram::new(exponential_buckets(0.001, 2.0, 14)));
         registry.register("http_requests", "HTTP requests served", requests.clone());
         registry.register("http_request_duration_seconds", "Time to answer HTTP requests", latency.clone());
-        Self { registry: Mutex::new(registry), requests, latency }
+        let live_streams = Gauge::default();
+        registry.register("live_streams_open", "Live progress streams (server-sent events) open now", live_streams.clone());
+        Self { registry: Mutex::new(registry), requests, latency, live_streams }
     }
 }
 
@@ -50,6 +54,10 @@ impl Metrics {
         };
         self.requests.get_or_create(&labels).inc();
         self.latency.get_or_create(&labels).observe(took.as_secs_f64());
+    }
+
+    pub fn set_live_streams(&self, open: usize) {
+        self.live_streams.set(open as i64);
     }
 
     pub fn encode(&self) -> String {

@@ -15,7 +15,12 @@ pub struct AppState {
     pub leptos: LeptosOptions,
     pub store: Store,
     pub backend: SharedBackend,
+    /// Node Management's live overviews, per workspace.
+    pub overviews: Arc<dyn crate::live::OverviewFeed>,
     pub kube: Option<kube::Client>,
+    /// The watch caches pages and live streams read (none without a cluster, or with
+    /// `--cluster-reads direct`).
+    pub cache: Option<Arc<crate::cache::ClusterCache>>,
     pub metrics: Arc<Metrics>,
     /// Proxies whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Arc<[ipnet::IpNet]>,

@@ -41,23 +41,36 @@ async fn healthz() -> &'static str {
 /// and the log.
 async fn readyz(State(s): State<AppState>, user: Option<axum::Extension<app::model::SessionUser>>) -> Response {
     let db = sqlx::query("SELECT 1").execute(s.store.pool()).await.map(|_| "ok".to_string()).map_err(|e| e.to_string());
-    let status = if db.is_ok() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     if let Err(e) = &db {
         tracing::warn!(error = %e, "not ready: the database does not answer");
     }
+    // Pages read the watch caches: a replica is ready once each kind has listed once.
+    let cache = match &s.cache {
+        Some(c) if c.is_synced() => Ok("synced".to_string()),
+        Some(_) => Err("loading the first list of the cluster's objects".to_string()),
+        None => Ok("off".to_string()),
+    };
+    let ready = db.is_ok() && cache.is_ok();
+    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let word = if ready { "ready" } else { "not ready" };
     if user.is_none() {
-        let word = if db.is_ok() { "ready" } else { "not ready" };
         return (status, Json(serde_json::json!({ "status": word }))).into_response();
     }
     let cluster = match &s.kube {
         Some(c) => c.apiserver_version().await.map(|v| format!("ok ({})", v.git_version)).unwrap_or_else(|e| format!("unreachable: {e}")),
         None => "not configured".to_string(),
     };
-    let body = serde_json::json!({ "status": if db.is_ok() { "ready" } else { "not ready" }, "database": db.unwrap_or_else(|e| e), "cluster": cluster });
+    let body = serde_json::json!({
+        "status": word,
+        "database": db.unwrap_or_else(|e| e),
+        "cluster": cluster,
+        "cache": cache.unwrap_or_else(|e| e),
+    });
     (status, Json(body)).into_response()
 }
 
 async fn metrics_endpoint(State(s): State<AppState>) -> Response {
+    s.metrics.set_live_streams(s.live.open_count());
     ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], s.metrics.encode()).into_response()
 }
 
@@ -109,6 +122,7 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_endpoint))
         .route("/site.css", get(site_css))
+        .route("/api/events/w/{ws}/nodes", get(crate::events::overview_events))
         .route("/api/events/w/{ws}/nodes/{name}", get(crate::events::node_events))
         .route("/api/events/w/{ws}/migrations/{namespace}/{name}", get(crate::events::migration_events))
         .leptos_routes_with_context(

@@ -28,26 +28,48 @@ pub fn NodeManagementPage() -> impl IntoView {
     let slug = use_workspace_slug();
     let delete = ServerAction::<DeleteDedicatedNode>::new();
     provide_context(delete);
-    // Live: usage and node states refresh every few seconds once the page is interactive.
-    let tick = RwSignal::new(0u32);
-    #[cfg(feature = "hydrate")]
-    {
-        if let Ok(handle) = set_interval_with_handle(move || tick.update(|t| *t += 1), std::time::Duration::from_secs(3)) {
-            on_cleanup(move || handle.clear());
-        }
-    }
-    let overview = Resource::new(move || (slug.get(), delete.version().get(), tick.get()), |(ws, _, _)| load_node_overview(ws));
+    let overview = Resource::new(move || (slug.get(), delete.version().get()), |(ws, _)| load_node_overview(ws));
     view! {
         <Title text="Node Management"/>
         <Transition fallback=|| view! { <p class="text-sm text-slate-500">"Loading node usage…"</p> }>
             {move || Suspend::new(async move {
                 match overview.await {
-                    Ok(o) => view! { <Overview o/> }.into_any(),
+                    Ok(o) => view! { <LiveOverview o/> }.into_any(),
                     Err(e) => view! { <ErrorNotice error=e/> }.into_any(),
                 }
             })}
         </Transition>
     }
+}
+
+/// The overview as loaded, then as the server sends it after each change in the cluster
+/// (server-sent events, once the page is interactive), until the page goes away.
+#[component]
+fn LiveOverview(o: NodeOverview) -> impl IntoView {
+    let state = RwSignal::new(o);
+    #[cfg(feature = "hydrate")]
+    follow_overview(state);
+    move || view! { <Overview o=state.get()/> }
+}
+
+/// The stream of `/api/events/w/{ws}/nodes`; closed when the page is left.
+#[cfg(feature = "hydrate")]
+fn follow_overview(state: RwSignal<NodeOverview>) {
+    use crate::live::{follow, Next};
+    use futures::future::{AbortHandle, Abortable};
+
+    let ws = state.get_untracked().workspace.slug;
+    let url = format!("/api/events/w/{ws}/nodes");
+    let on_update = move |update: NodeOverview| if state.try_set(update).is_some() { Next::Stop } else { Next::Listen };
+    let (stop, registration) = AbortHandle::new_pair();
+    let reload = move || {
+        let ws = ws.clone();
+        async move { load_node_overview(ws).await.ok() }
+    };
+    leptos::task::spawn_local(async move {
+        let _ = Abortable::new(follow(&url, on_update, reload), registration).await;
+    });
+    on_cleanup(move || stop.abort());
 }
 
 #[component]

@@ -6,8 +6,10 @@ use app::error::AppError;
 use app::model::*;
 use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
 
-use super::{api_error, cluster_error, internal, DashboardBackend};
-use crate::cluster::{labels, usage, workloads};
+use std::sync::Arc;
+
+use super::{api_error, internal, DashboardBackend};
+use crate::cluster::labels;
 use crate::crd::{LatencyGuardSpec, MigrationPhase, WorkloadMigration, WorkloadMigrationSpec};
 use crate::store::AuditEntry;
 
@@ -76,12 +78,11 @@ impl DashboardBackend {
     /// migration: shared quota and neighbours against guaranteed node resources, and where the
     /// moved workloads' pods run now.
     pub(super) async fn improvement(&self, m: &WorkloadMigration, p: &MigrationProgress) -> Result<ImprovementReport, AppError> {
-        let client = self.require_kube()?;
-        let unavailable = |e| AppError::ClusterUnavailable(cluster_error(e));
-        let (requested, allocatable) = usage::node_allocation(client, &p.node).await.map_err(unavailable)?;
+        let snapshot = self.snapshot().await.map_err(AppError::ClusterUnavailable)?;
+        let (requested, allocatable) = snapshot.allocation(&p.node);
         let (mut on_node, mut elsewhere) = (0u32, 0u32);
         for w in &p.workloads {
-            for pod in workloads::pods_of(client, &w.key).await.map_err(unavailable)? {
+            for pod in snapshot.pods_of(&w.key) {
                 if pod.metadata.deletion_timestamp.is_some() || pod.status.as_ref().and_then(|s| s.phase.as_deref()) != Some("Running") {
                     continue;
                 }
@@ -170,7 +171,9 @@ impl DashboardBackend {
             },
             status: None,
         };
-        Api::<WorkloadMigration>::namespaced(self.require_kube()?.clone(), &namespace).create(&PostParams::default(), &wm).await.map_err(api_error)?;
+        let created =
+            Api::<WorkloadMigration>::namespaced(self.require_kube()?.clone(), &namespace).create(&PostParams::default(), &wm).await.map_err(api_error)?;
+        self.reads()?.wrote_migration(&created).await;
         let list = keys.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
         self.audit_migration(user, &ws.slug, "start-migration", &format!("{namespace}/{name}"), Some(format!("to {node}: {list}"))).await?;
         Ok((namespace, name))
@@ -178,14 +181,13 @@ impl DashboardBackend {
 
     /// The workspace's migration `namespace/name`; `NotFound` for anything else, including a
     /// migration in a namespace of another workspace.
-    pub(super) async fn workspace_migration(&self, ws: &str, namespace: &str, name: &str) -> Result<WorkloadMigration, AppError> {
-        let client = self.require_kube()?;
+    pub(super) async fn workspace_migration(&self, ws: &str, namespace: &str, name: &str) -> Result<Arc<WorkloadMigration>, AppError> {
+        let reads = self.reads()?;
         let not_found = || AppError::NotFound(format!("No migration \"{namespace}/{name}\" in {ws}."));
-        let ours = workloads::workspace_namespaces(client, ws).await.map_err(|e| AppError::ClusterUnavailable(cluster_error(e)))?;
-        if !ours.iter().any(|n| n == namespace) {
+        if !reads.workspace_namespaces(ws).await.map_err(AppError::ClusterUnavailable)?.contains(namespace) {
             return Err(not_found());
         }
-        match Api::<WorkloadMigration>::namespaced(client.clone(), namespace).get_opt(name).await.map_err(|e| AppError::ClusterUnavailable(cluster_error(e)))? {
+        match reads.migration(namespace, name).await.map_err(AppError::ClusterUnavailable)? {
             Some(m) if m.spec.workspace == ws => Ok(m),
             _ => Err(not_found()),
         }
@@ -199,19 +201,21 @@ impl DashboardBackend {
         name: &str,
         control: &MigrationControl,
     ) -> Result<(), AppError> {
-        let m = self.workspace_migration(&ws.slug, namespace, name).await?;
+        self.workspace_migration(&ws.slug, namespace, name).await?;
+        // The check right before a write reads through: the patch below is conditional on
+        // this version, and the cache may be a few milliseconds behind the controller.
+        let api = Api::<WorkloadMigration>::namespaced(self.require_kube()?.clone(), namespace);
+        let m = api.get(name).await.map_err(api_error)?;
         let mut patch = control_patch(&m, control)?;
         // Conditional on what was read: of two identical requests racing, one is refused.
         patch["metadata"] = serde_json::json!({ "resourceVersion": m.metadata.resource_version });
-        Api::<WorkloadMigration>::namespaced(self.require_kube()?.clone(), namespace)
-            .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
-            .await
-            .map_err(|e| match e {
-                kube::Error::Api(s) if s.code == 409 => {
-                    AppError::Conflict("The migration changed while you acted on it; the page shows its state now. Try again if it still applies.".into())
-                }
-                other => api_error(other),
-            })?;
+        let patched = api.patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await.map_err(|e| match e {
+            kube::Error::Api(s) if s.code == 409 => {
+                AppError::Conflict("The migration changed while you acted on it; the page shows its state now. Try again if it still applies.".into())
+            }
+            other => api_error(other),
+        })?;
+        self.reads()?.wrote_migration(&patched).await;
         let detail = Some(match (control.target, &control.at) {
             (Some(t), _) => format!("{} {t}", control.action.as_str()),
             (None, Some(at)) => format!("{} {at}", control.action.as_str()),

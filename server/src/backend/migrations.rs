@@ -3,10 +3,11 @@
 use app::error::AppError;
 use app::model::*;
 
-use super::{cluster_error, views, DashboardBackend};
+use super::{views, DashboardBackend};
+use crate::cache::Snapshot;
 use crate::capacity::{self, Resources};
-use crate::cluster::workloads::{self, Workload};
-use crate::cluster::{labels, usage};
+use crate::cluster::labels;
+use crate::cluster::workloads::Workload;
 use crate::migration::patch;
 use crate::planning;
 
@@ -58,53 +59,52 @@ pub fn dry_run_step(order: u32, w: &Workload, ws: &str, node: &str, hostname: &s
 }
 
 impl DashboardBackend {
-    async fn ready_nodes(&self, ws: &str) -> Result<Vec<TargetNode>, AppError> {
-        let client = self.require_kube()?;
-        let mut out = Vec::new();
-        for dn in self.workspace_nodes(ws).await? {
-            if views::effective_phase(&dn) != NodePhase::Ready {
-                continue;
-            }
-            let Some(node) = dn.status.as_ref().and_then(|s| s.node_name.clone()) else { continue };
-            let (used, allocatable) = usage::node_allocation(client, &node).await.map_err(|e| AppError::ClusterUnavailable(cluster_error(e)))?;
-            out.push(TargetNode {
-                name: node,
-                size: dn.spec.size.clone(),
-                region: dn.spec.region.clone(),
-                allocatable_cpu: allocatable.cpu,
-                allocatable_memory_gib: allocatable.memory_gib(),
-                used_cpu: used.cpu,
-                used_memory_gib: used.memory_gib(),
-            });
-        }
-        Ok(out)
+    /// The workspace's Ready dedicated nodes, with what is requested on each.
+    fn ready_nodes(snapshot: &Snapshot, ws: &str) -> Vec<TargetNode> {
+        snapshot
+            .dedicated_nodes(ws)
+            .iter()
+            .filter(|dn| views::effective_phase(dn) == NodePhase::Ready)
+            .filter_map(|dn| {
+                let node = dn.status.as_ref()?.node_name.clone()?;
+                let (used, allocatable) = snapshot.allocation(&node);
+                Some(TargetNode {
+                    name: node,
+                    size: dn.spec.size.clone(),
+                    region: dn.spec.region.clone(),
+                    allocatable_cpu: allocatable.cpu,
+                    allocatable_memory_gib: allocatable.memory_gib(),
+                    used_cpu: used.cpu,
+                    used_memory_gib: used.memory_gib(),
+                })
+            })
+            .collect()
     }
 
     pub(super) async fn migration_screen_for(&self, ws: WorkspaceSummary) -> Result<MigrationScreen, AppError> {
-        let read = async {
-            let nodes = self.ready_nodes(&ws.slug).await?;
-            let list = workloads::list_workloads(self.require_kube()?, &ws.slug).await.map_err(|e| AppError::ClusterUnavailable(cluster_error(e)))?;
-            Ok::<_, AppError>((nodes, list.iter().map(migratable).collect::<Vec<_>>()))
-        };
         let guard = self.latency_guard;
-        Ok(match read.await {
-            Ok((nodes, workloads)) => MigrationScreen { workspace: ws, nodes, workloads, cluster_error: None, latency_guard_available: guard },
-            Err(AppError::ClusterUnavailable(m)) => {
-                MigrationScreen { workspace: ws, nodes: vec![], workloads: vec![], cluster_error: Some(m), latency_guard_available: guard }
-            }
-            Err(e) => return Err(e),
+        Ok(match self.snapshot().await {
+            Ok(snapshot) => Self::migration_screen_of(&snapshot, ws, guard),
+            Err(m) => MigrationScreen { workspace: ws, nodes: vec![], workloads: vec![], cluster_error: Some(m), latency_guard_available: guard },
         })
     }
 
+    /// The Workload Migration screen from one snapshot (pure).
+    pub fn migration_screen_of(snapshot: &Snapshot, ws: WorkspaceSummary, latency_guard_available: bool) -> MigrationScreen {
+        let nodes = Self::ready_nodes(snapshot, &ws.slug);
+        let workloads = snapshot.workloads(&ws.slug).iter().map(migratable).collect();
+        MigrationScreen { workspace: ws, nodes, workloads, cluster_error: None, latency_guard_available }
+    }
+
     /// The workloads named by `keys`, each once, in the workspace; unknown ones are refused.
-    pub(super) async fn selected_workloads(&self, ws: &str, keys: &[WorkloadKey]) -> Result<Vec<Workload>, AppError> {
+    fn selected_workloads(snapshot: &Snapshot, ws: &str, keys: &[WorkloadKey]) -> Result<Vec<Workload>, AppError> {
         if keys.is_empty() {
             return Err(AppError::Invalid("Select at least one workload to migrate.".into()));
         }
         if keys.len() > MAX_WORKLOADS {
             return Err(AppError::Invalid(format!("At most {MAX_WORKLOADS} workloads move in one migration.")));
         }
-        let all = workloads::list_workloads(self.require_kube()?, ws).await.map_err(|e| AppError::ClusterUnavailable(cluster_error(e)))?;
+        let all = snapshot.workloads(ws);
         let mut out: Vec<Workload> = Vec::new();
         for k in keys {
             let w = all.iter().find(|w| &w.key == k).ok_or_else(|| AppError::Invalid(format!("No workload {k} in {ws}.")))?;
@@ -117,13 +117,17 @@ impl DashboardBackend {
 
     /// The plan and the selected workloads it was made for.
     pub(super) async fn plan_for(&self, ws: &WorkspaceSummary, node: &str, keys: &[WorkloadKey]) -> Result<(MigrationPlan, Vec<Workload>), AppError> {
-        let target = self
-            .ready_nodes(&ws.slug)
-            .await?
+        let snapshot = self.snapshot().await.map_err(AppError::ClusterUnavailable)?;
+        Self::plan_of(&snapshot, ws, node, keys)
+    }
+
+    /// The plan from one snapshot (pure).
+    pub fn plan_of(snapshot: &Snapshot, ws: &WorkspaceSummary, node: &str, keys: &[WorkloadKey]) -> Result<(MigrationPlan, Vec<Workload>), AppError> {
+        let target = Self::ready_nodes(snapshot, &ws.slug)
             .into_iter()
             .find(|n| n.name == node)
             .ok_or_else(|| AppError::Invalid(format!("\"{node}\" is not a Ready dedicated node of {}.", ws.name)))?;
-        let selected = self.selected_workloads(&ws.slug, keys).await?;
+        let selected = Self::selected_workloads(snapshot, &ws.slug, keys)?;
         let refs: Vec<&Workload> = selected.iter().collect();
         let need = planning::need(&refs);
         let total = Resources::new(target.allocatable_cpu, target.allocatable_memory_gib * capacity::GIB);
@@ -131,7 +135,7 @@ impl DashboardBackend {
         let fits = need.fits(free);
         let phases = planning::phases(refs, free, total);
         let order: Vec<&Workload> = phases.iter().flat_map(|p| p.workloads.iter()).filter_map(|k| selected.iter().find(|w| &w.key == k)).collect();
-        let hostname = crate::cluster::hostname_of(self.require_kube()?, node).await.map_err(|e| AppError::ClusterUnavailable(cluster_error(e)))?;
+        let hostname = snapshot.hostname_of(node);
         let steps = order.iter().enumerate().map(|(i, w)| dry_run_step(i as u32 + 1, w, &ws.slug, node, &hostname)).collect();
         let warning = (!fits).then(|| {
             format!(

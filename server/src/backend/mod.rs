@@ -9,6 +9,7 @@ use app::error::AppError;
 use app::model::*;
 use async_trait::async_trait;
 
+pub mod feed;
 mod migration_runs;
 mod migrations;
 mod nodes;
@@ -16,6 +17,7 @@ pub mod views;
 
 use crate::auth::password;
 use crate::auth::rate_limit::LoginLimiter;
+use crate::cache::{ClusterReads, Snapshot};
 use crate::catalogue::Catalogue;
 use crate::live::LiveStreams;
 use crate::store::{AuditEntry, Store};
@@ -29,7 +31,10 @@ pub const UNKNOWN_ACCOUNT: &str = "(unknown account)";
 
 pub struct DashboardBackend {
     store: Store,
+    /// Writes, and the checks right before a write.
     kube: Option<kube::Client>,
+    /// Every read a page makes: the watch caches, or the API server (`--cluster-reads`).
+    reads: Option<ClusterReads>,
     catalogue: Arc<Catalogue>,
     /// A metrics source is configured for the migration latency guard.
     latency_guard: bool,
@@ -40,6 +45,8 @@ pub struct DashboardBackend {
     /// Held from counting a workspace's orders to creating one, so that two requests cannot
     /// both take the plan's last dedicated node (one replica; see ARCHITECTURE.md, Security).
     ordering: tokio::sync::Mutex<()>,
+    /// Node Management's live overviews, one per workspace with open pages.
+    feeds: feed::OverviewFeeds,
 }
 
 pub(crate) fn internal(e: impl std::fmt::Display) -> AppError {
@@ -52,12 +59,7 @@ fn valid(check: Result<(), String>) -> Result<(), AppError> {
     check.map_err(AppError::Invalid)
 }
 
-pub(crate) fn cluster_error(e: kube::Error) -> String {
-    match e {
-        kube::Error::Api(s) => format!("{} ({})", s.message, s.reason),
-        other => other.to_string(),
-    }
-}
+pub(crate) use crate::cluster::error_text as cluster_error;
 
 /// A write's error as the user should see it: the API server refusing the request (a policy,
 /// a validation, a conflict) says why in its own words; anything else means the cluster could
@@ -74,7 +76,7 @@ pub(crate) fn api_error(e: kube::Error) -> AppError {
 impl DashboardBackend {
     pub fn new(
         store: Store,
-        kube: Option<kube::Client>,
+        reads: Option<ClusterReads>,
         catalogue: Arc<Catalogue>,
         latency_guard: bool,
         limiter: LoginLimiter,
@@ -83,7 +85,8 @@ impl DashboardBackend {
     ) -> Arc<Self> {
         Arc::new(Self {
             store,
-            kube,
+            kube: reads.as_ref().map(|r| r.client().clone()),
+            reads,
             catalogue,
             latency_guard,
             limiter,
@@ -91,6 +94,7 @@ impl DashboardBackend {
             secure_cookies,
             live,
             ordering: tokio::sync::Mutex::new(()),
+            feeds: Default::default(),
         })
     }
 
@@ -102,6 +106,15 @@ impl DashboardBackend {
 
     fn kube(&self) -> Result<&kube::Client, String> {
         self.kube.as_ref().ok_or_else(|| "no cluster is configured (set KUBECONFIG)".to_string())
+    }
+
+    /// The cluster as it is now, for a page.
+    async fn snapshot(&self) -> Result<Snapshot, String> {
+        self.reads.as_ref().ok_or_else(|| "no cluster is configured (set KUBECONFIG)".to_string())?.snapshot().await
+    }
+
+    fn reads(&self) -> Result<&ClusterReads, AppError> {
+        self.reads.as_ref().ok_or_else(|| AppError::ClusterUnavailable("no cluster is configured (set KUBECONFIG)".into()))
     }
 
     /// Like `kube()`, for operations that cannot go on without the cluster.
@@ -225,7 +238,8 @@ impl Backend for DashboardBackend {
     async fn node_progress(&self, user: &SessionUser, workspace: &str, name: &str) -> Result<NodeProgress, AppError> {
         let (_, ws) = self.membership(user, workspace).await?;
         valid(check_name("dedicated node", name))?;
-        Ok(views::node_progress(&self.workspace_node(&ws.slug, name).await?))
+        let dn = self.workspace_node(&ws.slug, name).await?;
+        Ok(views::node_progress(&dn))
     }
 
     async fn delete_dedicated_node(&self, user: &SessionUser, workspace: &str, name: &str) -> Result<(), AppError> {

@@ -1,14 +1,17 @@
 //! Node Management, the Add Dedicated Node wizard and the dedicated node lifecycle as the
 //! dashboard asks for them. Membership and plan are checked by the caller (`mod.rs`).
 
+use std::sync::Arc;
+
 use app::error::AppError;
 use app::model::*;
 use kube::api::{Api, DeleteParams, ListParams, ObjectMeta, PostParams};
 
 use super::{api_error, cluster_error, internal, views, DashboardBackend};
+use crate::cache::Snapshot;
 use crate::capacity::{self, Need, GIB};
 use crate::catalogue::Size;
-use crate::cluster::{labels, usage, workloads};
+use crate::cluster::labels;
 use crate::crd::{DedicatedNode, DedicatedNodeSpec};
 use crate::store::AuditEntry;
 
@@ -67,50 +70,40 @@ pub fn improvements(ws: &WorkspaceSummary, size: &SizeOption, need: Option<&Need
 
 impl DashboardBackend {
     pub(super) async fn overview(&self, ws: WorkspaceSummary) -> Result<NodeOverview, AppError> {
-        let read = async {
-            let client = self.kube()?;
-            let pool = usage::shared_pool_usage(client, &ws.slug).await.map_err(cluster_error)?;
-            let (mut nodes, mut failed) = (Vec::new(), Vec::new());
-            for dn in self.workspace_nodes(&ws.slug).await.map_err(|e| e.to_string())? {
-                let summary = self.summary(&dn).await.map_err(cluster_error)?;
-                if summary.phase == NodePhase::Failed {
-                    failed.push(summary)
-                } else {
-                    nodes.push(summary)
-                }
+        let snapshot = match self.snapshot().await {
+            Ok(s) => s,
+            Err(msg) => {
+                return Ok(NodeOverview { workspace: ws, shared_pool: None, cluster_error: Some(msg), dedicated_nodes: vec![], failed_requests: vec![] })
             }
-            Ok::<_, String>((pool, nodes, failed))
         };
-        Ok(match read.await {
-            Ok((pool, nodes, failed)) => {
-                NodeOverview { workspace: ws, shared_pool: Some(pool), cluster_error: None, dedicated_nodes: nodes, failed_requests: failed }
-            }
-            Err(msg) => NodeOverview { workspace: ws, shared_pool: None, cluster_error: Some(msg), dedicated_nodes: vec![], failed_requests: vec![] },
-        })
+        Ok(self.overview_of(&snapshot, ws))
     }
 
-    pub(super) async fn workspace_nodes(&self, ws: &str) -> Result<Vec<DedicatedNode>, AppError> {
-        let api: Api<DedicatedNode> = Api::all(self.require_kube()?.clone());
-        let mut list =
-            api.list(&ListParams::default().labels(&labels::workspace_selector(ws))).await.map_err(|e| AppError::ClusterUnavailable(cluster_error(e)))?.items;
-        // The label is ours to set, the spec is the truth: never show another workspace's node.
-        list.retain(|dn| dn.spec.workspace == ws);
-        list.sort_by(|a, b| a.metadata.creation_timestamp.cmp(&b.metadata.creation_timestamp));
-        Ok(list)
+    /// Node Management from one snapshot (pure).
+    pub fn overview_of(&self, snapshot: &Snapshot, ws: WorkspaceSummary) -> NodeOverview {
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let (failed, nodes) = snapshot
+            .dedicated_nodes(&ws.slug)
+            .iter()
+            .map(|dn| self.summary(snapshot, dn, now))
+            .partition(|s: &DedicatedNodeSummary| s.phase == NodePhase::Failed);
+        NodeOverview {
+            shared_pool: Some(snapshot.shared_pool_usage(&ws.slug)),
+            workspace: ws,
+            cluster_error: None,
+            dedicated_nodes: nodes,
+            failed_requests: failed,
+        }
     }
 
-    async fn summary(&self, dn: &DedicatedNode) -> Result<DedicatedNodeSummary, kube::Error> {
+    fn summary(&self, snapshot: &Snapshot, dn: &DedicatedNode, now: i64) -> DedicatedNodeSummary {
         let p = views::node_progress(dn);
-        let (requested, allocatable) = match &p.node_name {
-            Some(node) => usage::node_allocation(self.kube.as_ref().expect("checked by caller"), node).await?,
-            None => Default::default(),
-        };
+        let (requested, allocatable) = p.node_name.as_deref().map(|node| snapshot.allocation(node)).unwrap_or_default();
         // Before the Node exists, the size's allocatable stands in for the Node's.
         let planned = self.catalogue.size(&dn.spec.size).map(|s| s.allocatable().resources()).unwrap_or_default();
         let allocatable = if allocatable.cpu > 0.0 { allocatable } else { planned };
-        let now = time::OffsetDateTime::now_utc().unix_timestamp();
         let created = dn.metadata.creation_timestamp.as_ref().map(|t| t.0.as_second()).unwrap_or(now);
-        Ok(DedicatedNodeSummary {
+        DedicatedNodeSummary {
             name: p.name,
             size: p.size,
             region: p.region,
@@ -119,27 +112,30 @@ impl DashboardBackend {
             cpu: UsageBar { label: "CPU".into(), used: requested.cpu, hard: allocatable.cpu, unit: "vCPU".into() },
             memory: UsageBar { label: "Memory".into(), used: requested.memory_gib(), hard: allocatable.memory_gib(), unit: "GiB".into() },
             error_message: p.error_message,
-        })
+        }
     }
 
     /// What the workspace's workloads still on the shared pool need on a new node, and how
     /// many they are. Only those need room: what already moved has its node.
-    async fn need(&self, ws: &str) -> Option<(Need, u32)> {
-        let client = self.kube.as_ref()?;
-        match workloads::list_workloads(client, ws).await {
-            Ok(list) => {
-                let shared: Vec<_> = list.iter().filter(|w| w.on_shared_pool()).collect();
-                Some((Need::of(shared.iter().map(|w| &w.demand)), shared.len() as u32))
-            }
+    fn need(snapshot: &Snapshot, ws: &str) -> (Need, u32) {
+        let list = snapshot.workloads(ws);
+        let shared: Vec<_> = list.iter().filter(|w| w.on_shared_pool()).collect();
+        (Need::of(shared.iter().map(|w| &w.demand)), shared.len() as u32)
+    }
+
+    /// [`Self::need`] when the cluster answers; the wizard works without it (no fit check).
+    async fn read_need(&self, ws: &str) -> (Option<(Need, u32)>, Option<Snapshot>) {
+        match self.snapshot().await {
+            Ok(snapshot) => (Some(Self::need(&snapshot, ws)), Some(snapshot)),
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read workloads for the fit check");
-                None
+                (None, None)
             }
         }
     }
 
     pub(super) async fn wizard(&self, ws: WorkspaceSummary) -> Result<WizardData, AppError> {
-        let need = self.need(&ws.slug).await;
+        let (need, _) = self.read_need(&ws.slug).await;
         Ok(WizardData {
             recommended_size: need.as_ref().and_then(|(n, _)| self.catalogue.smallest_fit(n)).map(|s| s.id.clone()),
             sizes: self.catalogue.sizes().iter().map(size_option).collect(),
@@ -160,11 +156,9 @@ impl DashboardBackend {
     pub(super) async fn estimate_for(&self, ws: &WorkspaceSummary, size: &str) -> Result<Estimate, AppError> {
         let size = self.known_size(size)?;
         let option = size_option(size);
-        let need = self.need(&ws.slug).await.map(|(n, _)| n);
-        let pool = match self.kube.as_ref() {
-            Some(c) => usage::shared_pool_usage(c, &ws.slug).await.ok(),
-            None => None,
-        };
+        let (need, snapshot) = self.read_need(&ws.slug).await;
+        let need = need.map(|(n, _)| n);
+        let pool = snapshot.map(|s| s.shared_pool_usage(&ws.slug));
         let fits_now = need.as_ref().is_none_or(|n| n.fits(size.allocatable().resources()));
         let recommended = need.as_ref().and_then(|n| self.catalogue.smallest_fit(n)).map(|s| s.id.clone());
         let warning = need.as_ref().filter(|_| !fits_now).map(|n| {
@@ -194,9 +188,8 @@ impl DashboardBackend {
     }
 
     /// The dedicated node `name` if it belongs to workspace `ws`; `NotFound` otherwise.
-    pub(super) async fn workspace_node(&self, ws: &str, name: &str) -> Result<DedicatedNode, AppError> {
-        let api: Api<DedicatedNode> = Api::all(self.require_kube()?.clone());
-        match api.get_opt(name).await.map_err(|e| AppError::ClusterUnavailable(cluster_error(e)))? {
+    pub(super) async fn workspace_node(&self, ws: &str, name: &str) -> Result<Arc<DedicatedNode>, AppError> {
+        match self.reads()?.dedicated_node(name).await.map_err(AppError::ClusterUnavailable)? {
             Some(dn) if dn.spec.workspace == ws => Ok(dn),
             _ => Err(AppError::NotFound(format!("No dedicated node \"{name}\" in {ws}."))),
         }
@@ -240,6 +233,9 @@ impl DashboardBackend {
             status: None,
         };
         let created = api.create(&PostParams::default(), &dn).await;
+        if let Ok(written) = &created {
+            self.reads()?.wrote_dedicated_node(written).await;
+        }
         let detail = Some(format!("size {size}, region {region}{}", replaces.map(|r| format!(", replaces {r}")).unwrap_or_default()));
         self.audit_node(user, &ws.slug, "provision-dedicated-node", &name, if created.is_ok() { "requested" } else { "failed" }, detail).await?;
         created.map_err(api_error)?;
@@ -297,7 +293,8 @@ impl DashboardBackend {
                 )));
             }
         }
-        Api::<DedicatedNode>::all(client).delete(name, &DeleteParams::default()).await.map_err(api_error)?;
+        let answer = Api::<DedicatedNode>::all(client).delete(name, &DeleteParams::default()).await.map_err(api_error)?;
+        self.reads()?.deleted_dedicated_node(name, &answer).await;
         let action = if views::effective_phase(&dn) == NodePhase::Failed { "dismiss-failed-node" } else { "delete-dedicated-node" };
         self.audit_node(user, &ws.slug, action, name, "requested", None).await
     }

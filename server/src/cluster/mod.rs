@@ -32,6 +32,15 @@ pub async fn connect(kubeconfig: Option<&Path>) -> Result<Client, kube::Error> {
     Client::try_from(config)
 }
 
+/// A cluster error as a person reads it: the API server's own message and reason, or what
+/// kept the request from reaching it.
+pub fn error_text(e: kube::Error) -> String {
+    match e {
+        kube::Error::Api(s) => format!("{} ({})", s.message, s.reason),
+        other => other.to_string(),
+    }
+}
+
 /// What a moved workload's pods select their node by: the Node's `kubernetes.io/hostname`
 /// label. The kubelet sets it to the Node's name on the clouds, but Karpenter's kwok provider
 /// sets the NodeClaim's name, and a Node name longer than 63 characters cannot be a label

@@ -6,11 +6,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use app::model::{SharedPoolUsage, UsageBar};
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod, ResourceQuota};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, ListParams};
 use kube::Client;
 
 use super::labels;
-use crate::capacity::{self, Resources, GIB};
+use crate::capacity::{self, GIB};
 
 /// Sums of one quota resource across the workspace's namespaces.
 #[derive(Default, Debug, Clone, Copy, PartialEq)]
@@ -35,22 +36,19 @@ pub async fn shared_pool_nodes(client: &Client) -> Result<BTreeSet<String>, kube
     Ok(nodes.items.into_iter().filter_map(|n| n.metadata.name).collect())
 }
 
-/// The workspace of every namespace that has one.
+/// The workspace of every namespace that has one, from the namespaces' metadata.
+pub fn workspaces_of<'a>(namespaces: impl IntoIterator<Item = &'a ObjectMeta>) -> BTreeMap<String, String> {
+    namespaces.into_iter().filter_map(|m| Some((m.name.clone()?, m.labels.as_ref()?.get(labels::WORKSPACE)?.clone()))).collect()
+}
+
 async fn namespace_workspaces(client: &Client) -> Result<BTreeMap<String, String>, kube::Error> {
     let labelled = Api::<Namespace>::all(client.clone()).list_metadata(&ListParams::default().labels(labels::WORKSPACE)).await?;
-    Ok(labelled
-        .items
-        .into_iter()
-        .filter_map(|ns| {
-            let ws = ns.metadata.labels.as_ref()?.get(labels::WORKSPACE)?.clone();
-            Some((ns.metadata.name?, ws))
-        })
-        .collect())
+    Ok(workspaces_of(labelled.items.iter().map(|n| &n.metadata)))
 }
 
 /// The workspaces, other than `ws`, whose pods run on the given nodes now.
-pub fn neighbours(pods: &[Pod], namespace_workspace: &BTreeMap<String, String>, ws: &str) -> BTreeSet<String> {
-    pods.iter()
+pub fn neighbours<'a>(pods: impl IntoIterator<Item = &'a Pod>, namespace_workspace: &BTreeMap<String, String>, ws: &str) -> BTreeSet<String> {
+    pods.into_iter()
         .filter(|p| capacity::holds_requests(p))
         .filter_map(|p| namespace_workspace.get(p.metadata.namespace.as_deref()?))
         .filter(|w| w.as_str() != ws)
@@ -58,38 +56,46 @@ pub fn neighbours(pods: &[Pod], namespace_workspace: &BTreeMap<String, String>, 
         .collect()
 }
 
+/// The workspace's shared-pool quota, the pool's size and its neighbours there, from the
+/// cluster's objects (pure): `workspaces` maps namespaces to their workspace, `pool` names the
+/// shared pool's nodes and `pods` may be every pod of the cluster.
+pub fn pool_usage<'a>(
+    workspaces: &BTreeMap<String, String>,
+    quotas: impl IntoIterator<Item = &'a ResourceQuota>,
+    pool: &BTreeSet<String>,
+    pods: impl IntoIterator<Item = &'a Pod>,
+    ws: &str,
+) -> SharedPoolUsage {
+    let (mut cpu, mut memory, mut count) = (Totals::default(), Totals::default(), Totals::default());
+    let in_workspace = |q: &&ResourceQuota| q.metadata.namespace.as_ref().and_then(|ns| workspaces.get(ns)).is_some_and(|w| w == ws);
+    for q in quotas.into_iter().filter(in_workspace) {
+        add_quota(&mut cpu, q, &["requests.cpu", "cpu"]);
+        add_quota(&mut memory, q, &["requests.memory", "memory"]);
+        add_quota(&mut count, q, &["pods", "count/pods"]);
+    }
+    let on_pool = pods.into_iter().filter(|p| p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_some_and(|n| pool.contains(n)));
+    SharedPoolUsage {
+        cpu: UsageBar { label: "CPU requests".into(), used: cpu.used, hard: cpu.hard, unit: "vCPU".into() },
+        memory: UsageBar { label: "Memory requests".into(), used: memory.used / GIB, hard: memory.hard / GIB, unit: "GiB".into() },
+        pods: UsageBar { label: "Pods".into(), used: count.used, hard: count.hard, unit: "pods".into() },
+        pool_nodes: pool.len() as u32,
+        neighbour_workspaces: neighbours(on_pool, workspaces, ws).len() as u32,
+    }
+}
+
+/// [`pool_usage`] read straight from the API server (the engine's record of "before").
 pub async fn shared_pool_usage(client: &Client, ws: &str) -> Result<SharedPoolUsage, kube::Error> {
     let workspaces = namespace_workspaces(client).await?;
-    let (mut cpu, mut memory, mut pods) = (Totals::default(), Totals::default(), Totals::default());
+    let mut quotas = Vec::new();
     for ns in workspaces.iter().filter(|(_, w)| w.as_str() == ws).map(|(ns, _)| ns) {
-        for q in Api::<ResourceQuota>::namespaced(client.clone(), ns).list(&ListParams::default()).await?.items {
-            add_quota(&mut cpu, &q, &["requests.cpu", "cpu"]);
-            add_quota(&mut memory, &q, &["requests.memory", "memory"]);
-            add_quota(&mut pods, &q, &["pods", "count/pods"]);
-        }
+        quotas.extend(Api::<ResourceQuota>::namespaced(client.clone(), ns).list(&ListParams::default()).await?.items);
     }
     let pool = shared_pool_nodes(client).await?;
     let mut on_pool = Vec::new();
     for node in &pool {
         on_pool.extend(Api::<Pod>::all(client.clone()).list(&ListParams::default().fields(&format!("spec.nodeName={node}"))).await?.items);
     }
-    Ok(SharedPoolUsage {
-        cpu: UsageBar { label: "CPU requests".into(), used: cpu.used, hard: cpu.hard, unit: "vCPU".into() },
-        memory: UsageBar { label: "Memory requests".into(), used: memory.used / GIB, hard: memory.hard / GIB, unit: "GiB".into() },
-        pods: UsageBar { label: "Pods".into(), used: pods.used, hard: pods.hard, unit: "pods".into() },
-        pool_nodes: pool.len() as u32,
-        neighbour_workspaces: neighbours(&on_pool, &workspaces, ws).len() as u32,
-    })
-}
-
-/// What is requested on a node and what it can give: (requested, allocatable). A node that
-/// does not exist (yet) gives zeros.
-pub async fn node_allocation(client: &Client, node: &str) -> Result<(Resources, Resources), kube::Error> {
-    let Some(n) = Api::<Node>::all(client.clone()).get_opt(node).await? else {
-        return Ok(Default::default());
-    };
-    let pods = Api::<Pod>::all(client.clone()).list(&ListParams::default().fields(&format!("spec.nodeName={node}"))).await?;
-    Ok((capacity::requested(&pods.items), capacity::allocatable(&n)))
+    Ok(pool_usage(&workspaces, &quotas, &pool, &on_pool, ws))
 }
 
 #[cfg(test)]

@@ -1,11 +1,11 @@
 //! The workspace's Deployments and StatefulSets and what they request: the input to the
 //! wizard's fit check (use case 5c), the migration plan and the Workload Migration screen.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use app::model::{WorkloadKey, WorkloadKind};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
-use k8s_openapi::api::core::v1::{Namespace, Pod, PodSpec, PodTemplateSpec};
+use k8s_openapi::api::core::v1::{Pod, PodSpec, PodTemplateSpec};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::api::{Api, ListParams};
@@ -91,23 +91,6 @@ pub async fn pods_selected(client: &Client, namespace: &str, selector: &LabelSel
     Ok(Api::<Pod>::namespaced(client.clone(), namespace).list(&ListParams::default().labels_from(&selector)).await?.items)
 }
 
-/// The pods of a workload, by its whole selector; none when the workload is gone.
-pub async fn pods_of(client: &Client, key: &WorkloadKey) -> Result<Vec<Pod>, kube::Error> {
-    let selector = match key.kind {
-        WorkloadKind::Deployment => Api::<Deployment>::namespaced(client.clone(), &key.namespace).get_opt(&key.name).await?.map(|d| d.spec.selector),
-        WorkloadKind::StatefulSet => Api::<StatefulSet>::namespaced(client.clone(), &key.namespace).get_opt(&key.name).await?.map(|s| s.spec.selector),
-    };
-    match selector {
-        Some(selector) => pods_selected(client, &key.namespace, &selector).await,
-        None => Ok(vec![]),
-    }
-}
-
-pub async fn workspace_namespaces(client: &Client, ws: &str) -> Result<Vec<String>, kube::Error> {
-    let list = Api::<Namespace>::all(client.clone()).list_metadata(&ListParams::default().labels(&labels::workspace_selector(ws))).await?;
-    Ok(list.items.into_iter().filter_map(|n| n.metadata.name).collect())
-}
-
 /// A workload from its pod template and what differs between the kinds.
 fn from_template(
     key: WorkloadKey,
@@ -115,7 +98,7 @@ fn from_template(
     template: &PodTemplateSpec,
     surge_pods: i32,
     scheduling: Scheduling,
-    pdbs: &[PodDisruptionBudget],
+    pdbs: &[&PodDisruptionBudget],
 ) -> Workload {
     let spec = template.spec.as_ref();
     let labels = template.metadata.as_ref().and_then(|m| m.labels.clone()).unwrap_or_default();
@@ -128,25 +111,44 @@ fn from_template(
     }
 }
 
-pub async fn list_workloads(client: &Client, ws: &str) -> Result<Vec<Workload>, kube::Error> {
-    let mut out = Vec::new();
-    for ns in workspace_namespaces(client, ws).await? {
-        let pdbs = Api::<PodDisruptionBudget>::namespaced(client.clone(), &ns).list(&ListParams::default()).await?.items;
-        for d in Api::<Deployment>::namespaced(client.clone(), &ns).list(&ListParams::default()).await?.items {
-            let key = WorkloadKey::new(&ns, WorkloadKind::Deployment, d.metadata.name.clone().unwrap_or_default());
-            let replicas = d.spec.replicas.unwrap_or(1);
-            let max_surge = d.spec.strategy.as_ref().and_then(|s| s.rolling_update.as_ref()).and_then(|r| r.max_surge.as_ref());
-            let scheduling = Scheduling::of_object(WorkloadKind::Deployment, &d);
-            out.push(from_template(key, replicas, &d.spec.template, capacity::surge_pods(max_surge, replicas), scheduling, &pdbs));
-        }
-        for s in Api::<StatefulSet>::namespaced(client.clone(), &ns).list(&ListParams::default()).await?.items {
-            let key = WorkloadKey::new(&ns, WorkloadKind::StatefulSet, s.metadata.name.clone().unwrap_or_default());
-            let scheduling = Scheduling::of_object(WorkloadKind::StatefulSet, &s);
-            // A StatefulSet replaces pods one by one: no extra pod at any time.
-            out.push(from_template(key, s.spec.replicas.unwrap_or(1), &s.spec.template, 0, scheduling, &pdbs));
-        }
+/// The workloads of the given namespaces, from the cluster's Deployments, StatefulSets and
+/// budgets (pure; any of them may hold objects of other namespaces too).
+pub fn workloads_in<'a>(
+    namespaces: &BTreeSet<String>,
+    deployments: impl IntoIterator<Item = &'a Deployment>,
+    stateful_sets: impl IntoIterator<Item = &'a StatefulSet>,
+    budgets: impl IntoIterator<Item = &'a PodDisruptionBudget>,
+) -> Vec<Workload> {
+    let ours = |m: &kube::core::ObjectMeta| m.namespace.as_ref().is_some_and(|ns| namespaces.contains(ns));
+    let mut pdbs: BTreeMap<&str, Vec<&PodDisruptionBudget>> = BTreeMap::new();
+    for p in budgets.into_iter().filter(|p| ours(&p.metadata)) {
+        pdbs.entry(p.metadata.namespace.as_deref().unwrap_or_default()).or_default().push(p);
     }
-    Ok(out)
+    let budgets_of = |ns: &str| pdbs.get(ns).map(Vec::as_slice).unwrap_or_default();
+    let mut out = Vec::new();
+    for d in deployments.into_iter().filter(|d| ours(&d.metadata)) {
+        let ns = d.metadata.namespace.as_deref().unwrap_or_default();
+        let key = WorkloadKey::new(ns, WorkloadKind::Deployment, d.metadata.name.clone().unwrap_or_default());
+        let spec = &d.spec;
+        let replicas = spec.replicas.unwrap_or(1);
+        let max_surge = spec.strategy.as_ref().and_then(|s| s.rolling_update.as_ref()).and_then(|r| r.max_surge.as_ref());
+        let scheduling = Scheduling::of_object(WorkloadKind::Deployment, d);
+        out.push(from_template(key, replicas, &spec.template, capacity::surge_pods(max_surge, replicas), scheduling, budgets_of(ns)));
+    }
+    for s in stateful_sets.into_iter().filter(|s| ours(&s.metadata)) {
+        let ns = s.metadata.namespace.as_deref().unwrap_or_default();
+        let key = WorkloadKey::new(ns, WorkloadKind::StatefulSet, s.metadata.name.clone().unwrap_or_default());
+        let spec = &s.spec;
+        let scheduling = Scheduling::of_object(WorkloadKind::StatefulSet, s);
+        // A StatefulSet replaces pods one by one: no extra pod at any time.
+        out.push(from_template(key, spec.replicas.unwrap_or(1), &spec.template, 0, scheduling, budgets_of(ns)));
+    }
+    // As the API server lists them: by namespace, Deployments first, then by name.
+    out.sort_by(|a, b| {
+        let order = |w: &Workload| (w.key.namespace.clone(), w.key.kind == WorkloadKind::StatefulSet, w.key.name.clone());
+        order(a).cmp(&order(b))
+    });
+    out
 }
 
 #[cfg(test)]

@@ -105,6 +105,7 @@ impl TestServer {
             replica_id: "test".into(),
             // Often, so the test of the purge does not wait long.
             session_purge_interval_secs: 1,
+            cluster_reads: server::config::ClusterReadsKind::Cache,
             log_format: LogFormat::Pretty,
         };
         let mut config = config;
