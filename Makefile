@@ -1,5 +1,5 @@
 # The two commands of the README: `make run` and `make test`. Everything else is a step of them.
-.PHONY: run test chaos tools build cluster-up cluster-down crds
+.PHONY: run test chaos bench tools build cluster-up cluster-down crds
 
 run:
 	@bash hack/run.sh
@@ -10,6 +10,10 @@ test:
 # The fault suite: kill -9, API server and PostgreSQL outages, Prometheus stopped (hack/chaos.sh).
 chaos:
 	@bash hack/chaos.sh
+
+# Benchmarks at platform scale on a cluster of its own; writes docs/BENCHMARKS.md (hack/bench.sh).
+bench:
+	@bash hack/bench.sh
 
 tools:
 	@bash hack/tools.sh

@@ -31,12 +31,7 @@ trap cleanup EXIT
 step "building the fault suite"
 cargo test -p server --test chaos --no-run
 
-bash hack/cluster/down.sh --purge >/dev/null 2>&1 || true
-bash hack/cluster/up.sh
-bash hack/cluster/seed.sh
-. "$HEXA_CLUSTER_DIR/env"
-export KUBECONFIG
-bash hack/crds.sh
+fresh_cluster
 
 step "starting a throwaway PostgreSQL"
 TEST_POSTGRES_URL="$(bash hack/postgres.sh start | tail -n1)"

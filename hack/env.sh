@@ -25,3 +25,15 @@ forget_moved_checkout() {
     mkdir -p "$CARGO_TARGET_DIR" && echo "$root" >"$mark"
   fi
 }
+
+# A fresh cluster in $HEXA_CLUSTER_DIR for a suite (run from the repository root): whatever an
+# earlier run left is purged, the demo is seeded and the platform's CRDs are installed;
+# KUBECONFIG and KUBECTL name it afterwards.
+fresh_cluster() {
+  bash hack/cluster/down.sh --purge >/dev/null 2>&1 || true
+  bash hack/cluster/up.sh
+  bash hack/cluster/seed.sh
+  . "$HEXA_CLUSTER_DIR/env"
+  export KUBECONFIG KUBECTL
+  bash hack/crds.sh
+}

@@ -28,13 +28,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-bash hack/cluster/down.sh --purge >/dev/null 2>&1 || true
-bash hack/cluster/up.sh
-bash hack/cluster/seed.sh
-. "$cluster_dir/env"
 # The end-to-end specs change the cluster the way a platform admin would, with its kubectl.
-export KUBECONFIG KUBECTL
-bash hack/crds.sh
+fresh_cluster
 bash hack/helm/check.sh
 
 step "starting a throwaway PostgreSQL"

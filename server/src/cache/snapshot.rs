@@ -134,3 +134,93 @@ impl Snapshot {
     }
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crd::DedicatedNodeSpec;
+    use serde_json::json;
+
+    fn obj<K: serde::de::DeserializeOwned>(v: serde_json::Value) -> Arc<K> {
+        Arc::new(serde_json::from_value(v).unwrap())
+    }
+
+    fn pod(ns: &str, name: &str, node: &str, cpu: &str, app: &str) -> Arc<Pod> {
+        obj(json!({ "metadata": { "namespace": ns, "name": name, "labels": { "app": app } },
+                    "spec": { "nodeName": node, "containers": [{ "name": "c", "resources": { "requests": { "cpu": cpu } } }] },
+                    "status": { "phase": "Running" } }))
+    }
+
+    fn snapshot() -> Snapshot {
+        let ns = |name: &str, ws: &str| obj::<PartialObjectMeta<Namespace>>(json!({ "metadata": { "name": name, "labels": { labels::WORKSPACE: ws } } }));
+        let node = |name: &str, pool: &str, cpu: &str| {
+            obj::<Node>(json!({ "metadata": { "name": name, "labels": { labels::NODE_POOL: pool, labels::HOSTNAME: format!("host-{name}") } },
+                                "status": { "allocatable": { "cpu": cpu, "memory": "8Gi" } } }))
+        };
+        let order = |name: &str, ws: &str, created: &str| {
+            let mut dn =
+                DedicatedNode::new(name, DedicatedNodeSpec { workspace: ws.into(), size: "d2.large".into(), region: "r".into(), requested_by: "a@b".into() });
+            dn.metadata.creation_timestamp = Some(serde_json::from_value(json!(created)).unwrap());
+            Arc::new(dn)
+        };
+        Snapshot {
+            namespaces: vec![ns("a-prod", "a"), ns("a-jobs", "a"), ns("b-prod", "b")],
+            nodes: vec![node("s1", labels::POOL_SHARED, "4"), node("s2", labels::POOL_SHARED, "4"), node("d1", labels::POOL_DEDICATED, "2")],
+            pods: vec![
+                pod("a-prod", "web-1", "s1", "500m", "web"),
+                pod("b-prod", "shop-1", "s2", "1", "shop"),
+                pod("kube-system", "dns", "s1", "100m", "dns"),
+                pod("a-prod", "web-2", "d1", "500m", "web"),
+                pod("a-jobs", "batch", "d1", "250m", "batch"),
+            ],
+            quotas: vec![
+                obj(
+                    json!({ "metadata": { "namespace": "a-prod", "name": "q" }, "status": { "hard": { "requests.cpu": "4" }, "used": { "requests.cpu": "500m" } } }),
+                ),
+                obj(
+                    json!({ "metadata": { "namespace": "b-prod", "name": "q" }, "status": { "hard": { "requests.cpu": "9" }, "used": { "requests.cpu": "1" } } }),
+                ),
+            ],
+            deployments: vec![obj(json!({ "metadata": { "namespace": "a-prod", "name": "web" },
+                                          "spec": { "replicas": 2, "selector": { "matchLabels": { "app": "web" } },
+                                                    "template": { "metadata": { "labels": { "app": "web" } }, "spec": { "containers": [{ "name": "c" }] } } } }))],
+            stateful_sets: vec![],
+            budgets: vec![],
+            dedicated_nodes: vec![
+                order("a-2", "a", "2026-01-02T00:00:00Z"),
+                order("b-1", "b", "2026-01-01T00:00:00Z"),
+                order("a-1", "a", "2026-01-01T00:00:00Z"),
+            ],
+        }
+    }
+
+    #[test]
+    fn the_shared_pool_counts_the_workspaces_quota_and_its_neighbours_there() {
+        let pool = snapshot().shared_pool_usage("a");
+        assert_eq!((pool.cpu.used, pool.cpu.hard), (0.5, 4.0), "only a's namespaces' quotas");
+        assert_eq!(pool.pool_nodes, 2);
+        assert_eq!(pool.neighbour_workspaces, 1, "b runs on the pool; kube-system is no workspace; d1 is not the pool");
+    }
+
+    #[test]
+    fn a_node_gives_what_its_pods_request_against_its_allocatable() {
+        let s = snapshot();
+        let (requested, allocatable) = s.allocation("d1");
+        assert_eq!((requested.cpu, allocatable.cpu), (0.75, 2.0));
+        assert_eq!(s.allocation("not-yet").1.cpu, 0.0);
+        assert_eq!(s.hostname_of("d1"), "host-d1");
+        assert_eq!(s.hostname_of("not-yet"), "not-yet");
+    }
+
+    #[test]
+    fn workloads_orders_and_pods_are_the_workspaces_own() {
+        let s = snapshot();
+        let names: Vec<String> = s.dedicated_nodes("a").iter().map(|d| d.name_any()).collect();
+        assert_eq!(names, ["a-1", "a-2"], "oldest first, never b's");
+        let workloads = s.workloads("a");
+        assert_eq!(workloads.len(), 1);
+        assert!(s.workloads("b").is_empty());
+        let pods: Vec<&str> = s.pods_of(&workloads[0].key).iter().filter_map(|p| p.metadata.name.as_deref()).collect();
+        assert_eq!(pods, ["web-1", "web-2"], "by the selector, in its namespace");
+        assert_eq!(s.workspace_namespaces("a"), BTreeSet::from(["a-jobs".to_string(), "a-prod".to_string()]));
+    }
+}

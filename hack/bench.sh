@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# `make bench`: the dashboard at platform scale (server/examples/scale_bench.rs). Brings up a
+# control plane of its own (cluster-bench), seeds it at scale, runs the release server twice
+# (watch caches, and direct reads) side by side, writes docs/BENCHMARKS.md, and stops the
+# cluster it started. Scale: BENCH_NODES (2000), BENCH_PODS (20000), BENCH_WORKLOADS (1000),
+# BENCH_STREAMS (1000).
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+. "$here/env.sh"
+cd "$here/.."
+forget_moved_checkout
+
+export HEXA_CLUSTER_DIR="$HEXA_CACHE/cluster-bench"
+trap 'bash hack/cluster/down.sh >/dev/null 2>&1 || true' EXIT
+fresh_cluster
+
+bash hack/build.sh
+step "building the benchmark (release)"
+cargo build --release -p server --example scale_bench
+# A thousand live streams are a thousand connections on each side.
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+step "benchmark: seeding the scale cluster and measuring (several minutes)"
+mkdir -p docs
+BENCH_SERVER="$CARGO_TARGET_DIR/release/server" LEPTOS_SITE_ROOT="$PWD/target/site" "$CARGO_TARGET_DIR/release/examples/scale_bench"
