@@ -3,7 +3,8 @@
 # control plane of its own (cluster-bench), seeds it at scale, runs the release server twice
 # (watch caches, and direct reads) side by side, writes docs/BENCHMARKS.md, and stops the
 # cluster it started. Scale: BENCH_NODES (2000), BENCH_PODS (20000), BENCH_WORKLOADS (1000),
-# BENCH_STREAMS (1000).
+# BENCH_STREAMS (1000). BENCH_REUSE_CLUSTER=1 starts the last run's cluster again instead
+# of seeding a new one.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 . "$here/env.sh"
@@ -12,7 +13,14 @@ forget_moved_checkout
 
 export HEXA_CLUSTER_DIR="$HEXA_CACHE/cluster-bench"
 trap 'bash hack/cluster/down.sh >/dev/null 2>&1 || true' EXIT
-fresh_cluster
+if [[ -n "${BENCH_REUSE_CLUSTER:-}" ]]; then
+  # The scale cluster of the last run, seeded already (its data survives down.sh).
+  bash hack/cluster/up.sh
+  . "$HEXA_CLUSTER_DIR/env"
+  export KUBECONFIG KUBECTL
+else
+  fresh_cluster
+fi
 
 bash hack/build.sh
 step "building the benchmark (release)"

@@ -263,7 +263,10 @@ async fn main() {
     eprintln!("bench: server RSS idle {rss_idle:.0} MiB");
 
     let seeding = Instant::now();
-    seed(&client, &scale).await;
+    // BENCH_SEED=0: the cluster of the last run is seeded already.
+    if env_or("BENCH_SEED", 1) != 0 {
+        seed(&client, &scale).await;
+    }
     let pods_now = Api::<Pod>::all(client.clone()).list_metadata(&ListParams::default()).await.unwrap().items.len();
     let nodes_now = Api::<Node>::all(client.clone()).list_metadata(&ListParams::default()).await.unwrap().items.len();
     eprintln!("bench: cluster holds {nodes_now} nodes, {pods_now} pods (seeded in {:.0} s)", seeding.elapsed().as_secs_f64());
@@ -340,9 +343,9 @@ async fn main() {
 
     // The plan for 50 workloads (one migration's most) onto that node.
     let node = ready_node.unwrap();
-    let keys: Vec<String> = (0..50).map(|i| format!("{BENCH_NS}/Deployment/w-{i:04}")).collect();
-    let mut form: Vec<(&str, &str)> = vec![("workspace", WS), ("node", &node)];
-    form.extend(keys.iter().map(|k| ("workloads", k.as_str())));
+    // The form posts the selection as one comma-separated list.
+    let keys = (0..50).map(|i| format!("{BENCH_NS}/Deployment/w-{i:04}")).collect::<Vec<_>>().join(",");
+    let form = [("workspace", WS), ("node", node.as_str()), ("workloads", keys.as_str())];
     let mut plans = Vec::new();
     for _ in 0..20 {
         let t = Instant::now();
@@ -442,6 +445,7 @@ fn write_report(scale: &Scale, nodes: usize, pods: usize, rows: &[Row]) {
         scale.nodes, scale.pods, scale.workloads
     );
     for r in rows {
+        eprintln!("bench: {} — {}", r.measure, r.measured);
         out.push_str(&format!("| {} | {} | {} |\n", r.measure, r.target, r.measured));
     }
     let path = std::env::var("BENCH_OUT").unwrap_or_else(|_| "docs/BENCHMARKS.md".into());
