@@ -3,6 +3,8 @@
 //! the migration engine patches and restores them.
 
 use app::model::WorkloadKind;
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::PodSpec;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
@@ -57,9 +59,28 @@ impl Scheduling {
         Self::of(&template, workload.pointer(&format!("/spec/{}", strategy_field(kind))))
     }
 
-    /// From a typed workload (anything that serialises to a Deployment or StatefulSet).
-    pub fn of_object<K: Serialize>(kind: WorkloadKind, obj: &K) -> Self {
-        Self::of_workload(kind, &serde_json::to_value(obj).unwrap_or_default())
+    /// From a typed pod template and update strategy: the same as [`Self::of_workload`] on
+    /// the serialised object, serialising only these few fields (a screen of a thousand
+    /// workloads reads them all on every request).
+    pub fn of_typed<S: Serialize>(pod: Option<&PodSpec>, strategy: Option<&S>) -> Self {
+        fn value<T: Serialize + ?Sized>(v: Option<&T>) -> Option<Value> {
+            v.and_then(|v| serde_json::to_value(v).ok()).filter(|v| !v.is_null())
+        }
+        Self {
+            node_selector: value(pod.and_then(|p| p.node_selector.as_ref())),
+            tolerations: value(pod.and_then(|p| p.tolerations.as_ref())),
+            affinity: value(pod.and_then(|p| p.affinity.as_ref())),
+            priority_class_name: value(pod.and_then(|p| p.priority_class_name.as_ref())),
+            strategy: value(strategy),
+        }
+    }
+
+    pub fn of_deployment(d: &Deployment) -> Self {
+        Self::of_typed(d.spec.template.spec.as_ref(), d.spec.strategy.as_ref())
+    }
+
+    pub fn of_stateful_set(s: &StatefulSet) -> Self {
+        Self::of_typed(s.spec.template.spec.as_ref(), s.spec.update_strategy.as_ref())
     }
 
     fn pod_fields(&self) -> [(&'static str, &Option<Value>); 4] {
@@ -101,5 +122,24 @@ mod tests {
             s.as_workload(WorkloadKind::Deployment),
             json!({ "spec": { "strategy": { "type": "Recreate" }, "template": { "spec": { "nodeSelector": { "a": "b" }, "priorityClassName": "high" } } } })
         );
+    }
+
+    #[test]
+    fn the_typed_reading_equals_the_reading_of_the_whole_object() {
+        let full = json!({ "metadata": { "name": "web" }, "spec": {
+            "selector": { "matchLabels": { "app": "web" } },
+            "strategy": { "type": "RollingUpdate", "rollingUpdate": { "maxSurge": 1, "maxUnavailable": 0 } },
+            "template": { "metadata": { "labels": { "app": "web" } }, "spec": {
+                "nodeSelector": { "pool": "dedicated" }, "priorityClassName": "high",
+                "tolerations": [{ "key": "hexabase.ai/dedicated", "operator": "Equal", "value": "w", "effect": "NoSchedule" }],
+                "affinity": { "nodeAffinity": { "requiredDuringSchedulingIgnoredDuringExecution": { "nodeSelectorTerms": [{ "matchExpressions": [{ "key": "k", "operator": "In", "values": ["v"] }] }] } } },
+                "containers": [{ "name": "c" }] } } } });
+        let d: Deployment = serde_json::from_value(full).unwrap();
+        let by_json = Scheduling::of_workload(WorkloadKind::Deployment, &serde_json::to_value(&d).unwrap());
+        assert_eq!(Scheduling::of_deployment(&d), by_json);
+        assert!(by_json.affinity.is_some() && by_json.tolerations.is_some() && by_json.strategy.is_some());
+        let bare: StatefulSet =
+            serde_json::from_value(json!({ "spec": { "selector": {}, "serviceName": "s", "template": { "spec": { "containers": [] } } } })).unwrap();
+        assert_eq!(Scheduling::of_stateful_set(&bare), Scheduling::of_workload(WorkloadKind::StatefulSet, &serde_json::to_value(&bare).unwrap()));
     }
 }

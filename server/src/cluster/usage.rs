@@ -73,7 +73,11 @@ pub fn pool_usage<'a>(
         add_quota(&mut memory, q, &["requests.memory", "memory"]);
         add_quota(&mut count, q, &["pods", "count/pods"]);
     }
-    let on_pool = pods.into_iter().filter(|p| p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_some_and(|n| pool.contains(n)));
+    // Only another workspace's pods make a neighbour: their namespace is checked first, against
+    // the few workspace namespaces, before the node against the whole pool (a cluster's pods
+    // are mostly in neither).
+    let elsewhere = |p: &&Pod| p.metadata.namespace.as_ref().and_then(|ns| workspaces.get(ns)).is_some_and(|w| w != ws);
+    let on_pool = pods.into_iter().filter(elsewhere).filter(|p| p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_some_and(|n| pool.contains(n)));
     SharedPoolUsage {
         cpu: UsageBar { label: "CPU requests".into(), used: cpu.used, hard: cpu.hard, unit: "vCPU".into() },
         memory: UsageBar { label: "Memory requests".into(), used: memory.used / GIB, hard: memory.hard / GIB, unit: "GiB".into() },

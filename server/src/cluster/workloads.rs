@@ -132,22 +132,22 @@ pub fn workloads_in<'a>(
         let spec = &d.spec;
         let replicas = spec.replicas.unwrap_or(1);
         let max_surge = spec.strategy.as_ref().and_then(|s| s.rolling_update.as_ref()).and_then(|r| r.max_surge.as_ref());
-        let scheduling = Scheduling::of_object(WorkloadKind::Deployment, d);
+        let scheduling = Scheduling::of_deployment(d);
         out.push(from_template(key, replicas, &spec.template, capacity::surge_pods(max_surge, replicas), scheduling, budgets_of(ns)));
     }
     for s in stateful_sets.into_iter().filter(|s| ours(&s.metadata)) {
         let ns = s.metadata.namespace.as_deref().unwrap_or_default();
         let key = WorkloadKey::new(ns, WorkloadKind::StatefulSet, s.metadata.name.clone().unwrap_or_default());
         let spec = &s.spec;
-        let scheduling = Scheduling::of_object(WorkloadKind::StatefulSet, s);
+        let scheduling = Scheduling::of_stateful_set(s);
         // A StatefulSet replaces pods one by one: no extra pod at any time.
         out.push(from_template(key, spec.replicas.unwrap_or(1), &spec.template, 0, scheduling, budgets_of(ns)));
     }
     // As the API server lists them: by namespace, Deployments first, then by name.
-    out.sort_by(|a, b| {
-        let order = |w: &Workload| (w.key.namespace.clone(), w.key.kind == WorkloadKind::StatefulSet, w.key.name.clone());
-        order(a).cmp(&order(b))
-    });
+    fn order(w: &Workload) -> (&str, bool, &str) {
+        (&w.key.namespace, w.key.kind == WorkloadKind::StatefulSet, &w.key.name)
+    }
+    out.sort_by(|a, b| order(a).cmp(&order(b)));
     out
 }
 
