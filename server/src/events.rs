@@ -8,6 +8,8 @@
 
 use std::convert::Infallible;
 use std::fmt::Debug;
+use std::future::Future;
+use std::sync::Arc;
 
 use app::backend::SessionToken;
 use app::error::AppError;
@@ -106,77 +108,104 @@ where
     Sse::new(events).keep_alive(KeepAlive::default()).into_response()
 }
 
-/// `GET /api/events/w/{ws}/nodes`: Node Management, after every change of what it shows.
+/// What every stream does: find who asks, let `start` check that they may see it (membership,
+/// the object is the workspace's) and give its state now and its changes, then stream them.
+async fn serve<V, F, Fut>(
+    s: &AppState,
+    user: Option<Extension<SessionUser>>,
+    token: Option<Extension<SessionToken>>,
+    settled: fn(&V) -> bool,
+    start: F,
+) -> Response
+where
+    V: Clone + PartialEq + Serialize + Send + 'static,
+    F: FnOnce(SessionUser) -> Fut,
+    Fut: Future<Output = Result<(V, BoxStream<'static, V>), AppError>>,
+{
+    let viewer = match viewer(s, user, token) {
+        Ok(v) => v,
+        Err(e) => return refuse(e),
+    };
+    match start(viewer.user.clone()).await {
+        Ok((first, updates)) => stream_of(viewer, first, updates, settled),
+        Err(e) => refuse(e),
+    }
+}
+
+fn cluster(s: &AppState) -> Result<kube::Client, AppError> {
+    s.kube.clone().ok_or_else(|| AppError::ClusterUnavailable("no cluster is configured".into()))
+}
+
+/// `GET /api/events/w/{ws}/nodes`: Node Management, after every change of what it shows. Every
+/// stream of a workspace reads the one overview its feed computes, the first state included:
+/// a thousand pages opening at once cost one computation, not a thousand.
 pub async fn overview_events(
     State(s): State<AppState>,
     Path(ws): Path<String>,
     user: Option<Extension<SessionUser>>,
     token: Option<Extension<SessionToken>>,
 ) -> Response {
-    let viewer = match viewer(&s, user, token) {
-        Ok(v) => v,
-        Err(e) => return refuse(e),
-    };
-    // Membership, as for the page itself.
-    let first = match s.backend.node_overview(&viewer.user, &ws).await {
-        Ok(o) => o,
-        Err(e) => return refuse(e),
-    };
-    let mine = first.workspace.clone();
-    let feed = s.overviews.subscribe(&mine);
-    let updates = stream::unfold(feed, |mut feed| async move {
-        loop {
-            feed.changed().await.ok()?;
-            let current = feed.borrow_and_update().clone();
-            if let Some(o) = current {
-                return Some((o, feed));
-            }
-        }
-    })
-    .map(move |shared| NodeOverview { workspace: mine.clone(), ..(*shared).clone() })
-    .boxed();
+    let overviews = s.overviews.clone();
     // Node Management never settles: the stream lasts until the page closes or the lease ends.
-    stream_of(viewer, first, updates, |_| false)
+    serve(
+        &s,
+        user,
+        token,
+        |_| false,
+        |user| async move {
+            let (mine, mut feed) = overviews.follow(&user, &ws).await?;
+            let as_mine = move |shared: Arc<NodeOverview>| NodeOverview { workspace: mine.clone(), ..(*shared).clone() };
+            let first = feed.wait_for(Option::is_some).await.map_err(|_| AppError::ClusterUnavailable("the server is stopping".into()))?.clone();
+            let first = first.map(&as_mine).expect("waited for an overview");
+            let updates = stream::unfold(feed, |mut feed| async move {
+                loop {
+                    feed.changed().await.ok()?;
+                    let current = feed.borrow_and_update().clone();
+                    if let Some(o) = current {
+                        return Some((o, feed));
+                    }
+                }
+            })
+            .map(as_mine)
+            .boxed();
+            Ok((first, updates))
+        },
+    )
+    .await
 }
 
+/// `GET /api/events/w/{ws}/nodes/{name}`: a dedicated node's provisioning.
 pub async fn node_events(
     State(s): State<AppState>,
     Path((ws, name)): Path<(String, String)>,
     user: Option<Extension<SessionUser>>,
     token: Option<Extension<SessionToken>>,
 ) -> Response {
-    let viewer = match viewer(&s, user, token) {
-        Ok(v) => v,
-        Err(e) => return refuse(e),
-    };
-    // The same check as every server function: membership, and the node is the workspace's.
-    let first = match s.backend.node_progress(&viewer.user, &ws, &name).await {
-        Ok(p) => p,
-        Err(e) => return refuse(e),
-    };
-    let Some(client) = s.kube.clone() else { return refuse(AppError::ClusterUnavailable("no cluster is configured".into())) };
-    let updates = updates_of(s.cache.as_ref().map(|c| &c.dedicated_nodes), Api::<DedicatedNode>::all(client), &name, None, views::node_progress);
-    stream_of(viewer, first, updates, NodeProgress::is_settled)
+    let s = &s;
+    serve(s, user, token, NodeProgress::is_settled, |user| async move {
+        // The same check as every server function: membership, and the node is the workspace's.
+        let first = s.backend.node_progress(&user, &ws, &name).await?;
+        let updates = updates_of(s.cache.as_ref().map(|c| &c.dedicated_nodes), Api::<DedicatedNode>::all(cluster(s)?), &name, None, views::node_progress);
+        Ok((first, updates))
+    })
+    .await
 }
 
+/// `GET /api/events/w/{ws}/migrations/{namespace}/{name}`: a migration's progress.
 pub async fn migration_events(
     State(s): State<AppState>,
     Path((ws, namespace, name)): Path<(String, String, String)>,
     user: Option<Extension<SessionUser>>,
     token: Option<Extension<SessionToken>>,
 ) -> Response {
-    let viewer = match viewer(&s, user, token) {
-        Ok(v) => v,
-        Err(e) => return refuse(e),
-    };
-    let first = match s.backend.migration_progress(&viewer.user, &ws, &namespace, &name).await {
-        Ok(p) => p,
-        Err(e) => return refuse(e),
-    };
-    let Some(client) = s.kube.clone() else { return refuse(AppError::ClusterUnavailable("no cluster is configured".into())) };
-    let api = Api::<WorkloadMigration>::namespaced(client, &first.namespace);
-    let updates = updates_of(s.cache.as_ref().map(|c| &c.migrations), api, &name, Some(&first.namespace.clone()), views::migration_progress);
-    stream_of(viewer, first, updates, MigrationProgress::is_settled)
+    let s = &s;
+    serve(s, user, token, MigrationProgress::is_settled, |user| async move {
+        let first = s.backend.migration_progress(&user, &ws, &namespace, &name).await?;
+        let api = Api::<WorkloadMigration>::namespaced(cluster(s)?, &first.namespace);
+        let updates = updates_of(s.cache.as_ref().map(|c| &c.migrations), api, &name, Some(&first.namespace.clone()), views::migration_progress);
+        Ok((first, updates))
+    })
+    .await
 }
 
 #[cfg(test)]

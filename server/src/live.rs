@@ -143,9 +143,16 @@ impl StreamLease {
 /// Node Management's live overview of a workspace, shared by every open page of it (the
 /// backend computes it; `events` streams it).
 pub trait OverviewFeed: Send + Sync {
-    /// `None` until the first overview is computed. The caller has checked membership.
-    fn subscribe(&self, ws: &app::model::WorkspaceSummary) -> watch::Receiver<Option<Arc<app::model::NodeOverview>>>;
+    /// The workspace as `user` sees it and its feed (`None` until the first overview is
+    /// computed); `NotFound` unless `user` is a member.
+    fn follow<'a>(
+        &'a self,
+        user: &'a app::model::SessionUser,
+        ws: &'a str,
+    ) -> futures::future::BoxFuture<'a, Result<(app::model::WorkspaceSummary, OverviewReceiver), AppError>>;
 }
+
+pub type OverviewReceiver = watch::Receiver<Option<Arc<app::model::NodeOverview>>>;
 
 #[cfg(test)]
 mod tests {

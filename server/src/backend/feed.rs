@@ -7,11 +7,14 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use app::model::{NodeOverview, WorkspaceSummary};
+use app::error::AppError;
+use app::model::{NodeOverview, SessionUser, WorkspaceSummary};
+use futures::future::BoxFuture;
 use tokio::sync::watch;
 
 use super::DashboardBackend;
 use crate::cache::{self, ClusterReads};
+use crate::live::OverviewReceiver;
 
 /// Changes are gathered this long before the overview is computed again: a rollout changes
 /// pods many times a second, and a page needs one picture of it, not every frame.
@@ -30,14 +33,18 @@ pub struct OverviewFeeds {
 pub struct Feeds(pub Arc<DashboardBackend>);
 
 impl crate::live::OverviewFeed for Feeds {
-    /// Its `workspace` is the first viewer's; each stream sets its own.
-    fn subscribe(&self, ws: &WorkspaceSummary) -> watch::Receiver<Overview> {
-        self.0.overview_feed(ws)
+    /// The feed's overviews carry the first viewer's `workspace`; each stream sets its own.
+    fn follow<'a>(&'a self, user: &'a SessionUser, ws: &'a str) -> BoxFuture<'a, Result<(WorkspaceSummary, OverviewReceiver), AppError>> {
+        Box::pin(async move {
+            let (_, summary) = self.0.membership(user, ws).await?;
+            let feed = self.0.overview_feed(&summary);
+            Ok((summary, feed))
+        })
     }
 }
 
 impl DashboardBackend {
-    fn overview_feed(self: &Arc<Self>, ws: &WorkspaceSummary) -> watch::Receiver<Overview> {
+    fn overview_feed(self: &Arc<Self>, ws: &WorkspaceSummary) -> OverviewReceiver {
         let mut feeds = self.feeds.by_workspace.lock().expect("feeds lock");
         if let Some(tx) = feeds.get(&ws.slug) {
             return tx.subscribe();
