@@ -5,7 +5,7 @@
 //! cached reads with direct ones on a seeded cluster.
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
-use k8s_openapi::api::core::v1::{Container, Node, Pod, ResourceRequirements};
+use k8s_openapi::api::core::v1::{Container, Node, Pod, PodSpec, PodStatus, ResourceRequirements};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 /// The last-applied configuration `kubectl apply` keeps: a second copy of the object.
@@ -30,26 +30,28 @@ fn slim_container(c: &mut Container) {
     *c = keep;
 }
 
-/// A pod: where it runs, what it requests, whose it is, and whether it is still running.
+/// A pod: where it runs, what it requests, whose it is, and whether it is still running;
+/// nothing more (kept by name, not by dropping what is known to be big: a field the API adds
+/// later costs nothing here). The reads that look at pods: `capacity::requested` (containers,
+/// init containers, overhead, phase), workload selectors (namespace, labels), the report
+/// (node, phase, deletion), the cache's own bookkeeping (uid, resourceVersion).
 pub fn pod(p: &mut Pod) {
-    slim_meta(&mut p.metadata);
-    p.metadata.annotations = None;
-    if let Some(spec) = p.spec.as_mut() {
+    let meta = std::mem::take(&mut p.metadata);
+    p.metadata = ObjectMeta {
+        name: meta.name,
+        namespace: meta.namespace,
+        labels: meta.labels,
+        uid: meta.uid,
+        resource_version: meta.resource_version,
+        deletion_timestamp: meta.deletion_timestamp,
+        ..Default::default()
+    };
+    p.spec = p.spec.take().map(|mut spec| {
         spec.containers.iter_mut().for_each(slim_container);
         spec.init_containers.iter_mut().flatten().for_each(slim_container);
-        spec.volumes = None;
-        spec.affinity = None;
-        spec.ephemeral_containers = None;
-        spec.topology_spread_constraints = None;
-    }
-    if let Some(status) = p.status.as_mut() {
-        status.container_statuses = None;
-        status.init_container_statuses = None;
-        status.ephemeral_container_statuses = None;
-        status.pod_ips = None;
-        status.host_ips = None;
-        status.resource_claim_statuses = None;
-    }
+        PodSpec { node_name: spec.node_name, containers: spec.containers, init_containers: spec.init_containers, overhead: spec.overhead, ..Default::default() }
+    });
+    p.status = p.status.take().map(|status| PodStatus { phase: status.phase, ..Default::default() });
 }
 
 /// A node: its labels, taints and allocatable; not the list of every image it holds.
@@ -87,9 +89,12 @@ mod tests {
     fn a_slim_pod_requests_what_the_full_one_does() {
         let full: Pod = serde_json::from_value(json!({
             "metadata": { "name": "web-1", "namespace": "a", "labels": { "app": "web" }, "annotations": { "big": "x" },
-                          "managedFields": [{ "manager": "kubectl" }] },
+                          "managedFields": [{ "manager": "kubectl" }], "resourceVersion": "7", "uid": "u-1",
+                          "ownerReferences": [{ "apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-5d8f", "uid": "u-2" }] },
             "spec": {
                 "nodeName": "n1",
+                "tolerations": [{ "key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute" }],
+                "serviceAccountName": "default",
                 "containers": [{ "name": "web", "image": "nginx", "env": [{ "name": "A", "value": "1" }],
                                  "resources": { "requests": { "cpu": "250m", "memory": "256Mi" }, "limits": { "cpu": "1" } } }],
                 "initContainers": [
@@ -99,7 +104,8 @@ mod tests {
                 "overhead": { "cpu": "10m" },
                 "volumes": [{ "name": "v", "emptyDir": {} }]
             },
-            "status": { "phase": "Running", "containerStatuses": [{ "name": "web", "ready": true, "restartCount": 0, "image": "nginx", "imageID": "" }] }
+            "status": { "phase": "Running", "containerStatuses": [{ "name": "web", "ready": true, "restartCount": 0, "image": "nginx", "imageID": "" }],
+                        "conditions": [{ "type": "Ready", "status": "True" }], "qosClass": "Burstable" }
         }))
         .unwrap();
         let mut slim = full.clone();
@@ -109,7 +115,21 @@ mod tests {
         assert_eq!(slim.metadata.labels, full.metadata.labels, "workload selectors read the labels");
         assert!(capacity::holds_requests(&slim));
         let text = serde_json::to_string(&slim).unwrap();
-        for gone in ["nginx", "envoy", "emptyDir", "managedFields", "big", "limits", "containerStatuses"] {
+        assert_eq!((slim.metadata.resource_version.as_deref(), slim.metadata.uid.as_deref()), (Some("7"), Some("u-1")), "the cache's bookkeeping");
+        for gone in [
+            "nginx",
+            "envoy",
+            "emptyDir",
+            "managedFields",
+            "big",
+            "limits",
+            "containerStatuses",
+            "not-ready",
+            "serviceAccount",
+            "ReplicaSet",
+            "conditions",
+            "qosClass",
+        ] {
             assert!(!text.contains(gone), "{gone} is kept: {text}");
         }
     }
