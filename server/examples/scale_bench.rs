@@ -239,6 +239,85 @@ fn open_stream(base: &str, token: &str, hit: tokio::sync::mpsc::UnboundedSender<
     })
 }
 
+/// The reads alone, in this process, on a snapshot of the same shape as the seeded cluster:
+/// what the server computes per request, without HTTP, the database or the page's HTML.
+/// Set apart from the whole-page numbers, it shows where a page's time goes.
+async fn profile_reads(scale: &Scale) -> Row {
+    use server::cache::Snapshot;
+    use std::sync::Arc;
+    let namespace = |name: String, ws: Option<&str>| {
+        Arc::new(
+            serde_json::from_value(json!({ "metadata": { "name": name, "labels": ws.map(|w| json!({ "hexabase.ai/workspace": w })).unwrap_or(json!({})) } }))
+                .unwrap(),
+        )
+    };
+    let workload_pod = |i: usize| -> Pod {
+        serde_json::from_value(json!({
+            "metadata": { "name": format!("w-{i:04}-0"), "namespace": BENCH_NS, "labels": { "app": format!("w-{i:04}") } },
+            "spec": { "nodeName": format!("bench-node-{:05}", i % scale.nodes), "containers": [{ "name": "app", "resources": { "requests": { "cpu": "50m", "memory": "64Mi" } } }] }
+        }))
+        .unwrap()
+    };
+    let snapshot = Snapshot {
+        namespaces: vec![namespace(BENCH_NS.into(), Some(WS)), namespace(WS.into(), Some(WS))],
+        nodes: (0..scale.nodes).map(|i| Arc::new(node(i))).collect(),
+        pods: (0..scale.pods).map(|i| tenant_pod(i, scale.nodes)).chain((0..scale.workloads).map(workload_pod)).map(Arc::new).collect(),
+        deployments: (0..scale.workloads).map(|i| Arc::new(workload(i))).collect(),
+        dedicated_nodes: vec![Arc::new({
+            let spec = server::crd::DedicatedNodeSpec {
+                workspace: WS.into(),
+                size: "d4.xlarge".into(),
+                region: "ap-northeast-1".into(),
+                requested_by: "bench".into(),
+            };
+            let mut dn = server::crd::DedicatedNode::new("bench-dedicated", spec);
+            dn.status = Some(server::crd::DedicatedNodeStatus {
+                phase: app::model::NodePhase::Ready,
+                node_name: Some("bench-node-00000".into()),
+                ..Default::default()
+            });
+            dn
+        })],
+        ..Default::default()
+    };
+    let store = server::store::Store::new(server::db::connect("sqlite::memory:").await.unwrap());
+    let catalogue = Arc::new(server::catalogue::Catalogue::load_default().unwrap());
+    let live = Arc::new(server::live::LiveStreams::default());
+    let backend = server::backend::DashboardBackend::new(store, None, catalogue, false, server::auth::rate_limit::LoginLimiter::default(), false, live);
+    let ws = app::model::WorkspaceSummary { slug: WS.into(), name: "Acme".into(), plan: app::model::Plan::Team, role: app::model::Role::Owner };
+    let keys: Vec<_> = (0..50).map(|i| app::model::WorkloadKey::new(BENCH_NS, app::model::WorkloadKind::Deployment, format!("w-{i:04}"))).collect();
+    let time = |f: &dyn Fn()| {
+        let samples: Vec<f64> = (0..50)
+            .map(|_| {
+                let t = Instant::now();
+                f();
+                t.elapsed().as_secs_f64() * 1000.0
+            })
+            .collect();
+        percentile(samples, 0.5)
+    };
+    let copy = time(&|| drop(std::hint::black_box(snapshot.clone())));
+    let overview = time(&|| drop(std::hint::black_box(backend.overview_of(&snapshot, ws.clone()))));
+    let screen = time(&|| drop(std::hint::black_box(server::backend::DashboardBackend::migration_screen_of(&snapshot, ws.clone(), false))));
+    let screen_json = time(&|| {
+        let screen = server::backend::DashboardBackend::migration_screen_of(&snapshot, ws.clone(), false);
+        drop(std::hint::black_box(serde_json::to_vec(&screen).unwrap()))
+    });
+    let pool = time(&|| drop(std::hint::black_box(snapshot.shared_pool_usage(WS))));
+    let allocation = time(&|| {
+        std::hint::black_box(snapshot.allocation("bench-node-00000"));
+    });
+    let workloads = time(&|| drop(std::hint::black_box(snapshot.workloads(WS))));
+    let plan = time(&|| drop(std::hint::black_box(server::backend::DashboardBackend::plan_of(&snapshot, &ws, "bench-node-00000", &keys).expect("a plan"))));
+    Row {
+        measure: format!("Where a read's time goes: the reads alone on a snapshot of {} nodes / {} pods / {} workloads", scale.nodes, snapshot.pods.len(), scale.workloads),
+        target: "(profile)".into(),
+        measured: format!(
+            "p50: snapshot copy {copy:.2} ms; Node Management overview {overview:.2} ms (shared pool usage {pool:.2}, one node's allocation {allocation:.2}); migration screen {screen:.2} ms ({screen_json:.2} ms with its JSON; the workloads alone {workloads:.2}); plan of 50 {plan:.2} ms"
+        ),
+    }
+}
+
 struct Row {
     measure: String,
     target: String,
@@ -253,6 +332,12 @@ async fn main() {
         workloads: env_or("BENCH_WORKLOADS", 1000),
         streams: env_or("BENCH_STREAMS", 1000),
     };
+    let reads = profile_reads(&scale).await;
+    eprintln!("bench: {} — {}", reads.measure, reads.measured);
+    // BENCH_READS_ONLY=1: the in-process profile alone, no cluster.
+    if env_or("BENCH_READS_ONLY", 0) != 0 {
+        return;
+    }
     let client = Client::try_default().await.expect("KUBECONFIG names the bench cluster");
     let mut rows = Vec::new();
 
@@ -418,6 +503,7 @@ async fn main() {
         target: "report both".into(),
         measured: format!("{rss_idle:.0} MiB idle (demo cluster); {rss_cached:.0} MiB with {nodes_now} nodes / {pods_now} pods cached"),
     });
+    rows.push(reads);
     for missing in [
         ("Engine overhead over the provider's own time to Ready", "≤ 1 s"),
         ("Migration of a 10-replica Deployment vs a plain rolling update", "≤ 1.1×, lowest available == desired"),
