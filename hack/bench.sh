@@ -15,6 +15,7 @@ export HEXA_CLUSTER_DIR="$HEXA_CACHE/cluster-bench"
 trap 'bash hack/cluster/down.sh >/dev/null 2>&1 || true' EXIT
 if [[ -n "${BENCH_REUSE_CLUSTER:-}" ]]; then
   # The scale cluster of the last run, seeded already (its data survives down.sh).
+  export BENCH_SEED=0
   bash hack/cluster/up.sh
   . "$HEXA_CLUSTER_DIR/env"
   export KUBECONFIG KUBECTL
