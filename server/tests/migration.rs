@@ -337,6 +337,7 @@ async fn a_deployment_moves_to_the_dedicated_node_without_losing_a_replica() {
     assert!(tolerations.as_array().unwrap().iter().any(|t| t["key"] == "hexabase.ai/dedicated" && t["value"] == w.ws.as_str()));
     assert_eq!(strategy["rollingUpdate"]["maxUnavailable"], json!(0));
     assert!(d.annotations().contains_key(patch::ORIGINAL_ANNOTATION), "the record of the original scheduling stays");
+    assert_eq!(d.labels().get(patch::MOVED_LABEL).map(String::as_str), Some("true"), "the engine watches the workloads it moved");
 
     // Told once, with the measured availability.
     let told = w.wait_notified(&name, 0).await;
@@ -368,6 +369,7 @@ async fn a_move_that_cannot_schedule_rolls_back_to_exactly_the_original() {
     assert_eq!(scheduling(&after), scheduling(&before), "nodeSelector, tolerations, affinity and strategy restored exactly");
     assert!(!after.annotations().contains_key(patch::ORIGINAL_ANNOTATION));
     assert!(!after.annotations().contains_key(patch::MIGRATION_ANNOTATION));
+    assert!(!after.labels().contains_key(patch::MOVED_LABEL), "no longer watched once restored");
     assert_eq!(after.spec.template, before.spec.template, "the whole pod template is the original again");
 
     // Retrying (raising spec.retry) starts over from a fresh status and fails the same way.

@@ -56,14 +56,15 @@ pub async fn run(client: Client, ctx: Arc<Context>) {
     Controller::new(migrations, watcher::Config::default().labels(&ctx.config.scope.selector()))
         // A workload's events wake the migration moving it, and every one of them counts
         // towards the lowest availability seen: a dip between two reconciles is not missed.
-        .watches(Api::<Deployment>::all(client.clone()), watcher::Config::default(), move |d: Deployment| {
+        // Only the workloads a migration moves (labelled in the same patch that moves them).
+        .watches(Api::<Deployment>::all(client.clone()), watcher::Config::default().labels(patch::MOVED_LABEL), move |d: Deployment| {
             let available = d.status.as_ref().and_then(|s| s.available_replicas).unwrap_or(0);
             mover(&d.metadata, WorkloadKind::Deployment).map(|(migration, key)| {
                 record_available(&seen_deployments, key, available);
                 migration
             })
         })
-        .watches(Api::<StatefulSet>::all(client), watcher::Config::default(), move |s: StatefulSet| {
+        .watches(Api::<StatefulSet>::all(client), watcher::Config::default().labels(patch::MOVED_LABEL), move |s: StatefulSet| {
             let available = s.status.as_ref().and_then(|s| s.available_replicas).unwrap_or(0);
             mover(&s.metadata, WorkloadKind::StatefulSet).map(|(migration, key)| {
                 record_available(&seen_sets, key, available);
@@ -417,10 +418,12 @@ impl Run<'_> {
         let mut patch = patch::scheduling_patch(ws, &hostname, kind, &current);
         let annotations = workload.annotations();
         let id = migration_id(&self.wm);
-        if annotations.get(MIGRATION_ANNOTATION) != Some(&id) || !annotations.contains_key(ORIGINAL_ANNOTATION) {
+        // A workload an older version moved has the annotations but not yet the label.
+        let labelled = workload.meta().labels.as_ref().is_some_and(|l| l.contains_key(patch::MOVED_LABEL));
+        if annotations.get(MIGRATION_ANNOTATION) != Some(&id) || !annotations.contains_key(ORIGINAL_ANNOTATION) || !labelled {
             let template = json.pointer("/spec/template").cloned().unwrap_or(Value::Null);
             let strategy = json.pointer(&format!("/spec/{}", patch::strategy_field(kind))).cloned();
-            patch["metadata"] = json!({ "annotations": patch::move_annotations(&id, &annotations, &template, strategy.as_ref()) });
+            patch["metadata"] = patch::move_metadata(&id, &annotations, &template, strategy.as_ref());
         }
         if patch != json!({}) {
             patch["metadata"]["resourceVersion"] = json!(workload.resource_version());

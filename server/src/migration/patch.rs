@@ -34,6 +34,10 @@ pub use crate::scheduling::{strategy_field, Scheduling};
 pub const ORIGINAL_ANNOTATION: &str = "hexabase.ai/original-scheduling";
 /// The migration that moved the workload, as `<namespace>/<name>`.
 pub const MIGRATION_ANNOTATION: &str = "hexabase.ai/migration";
+/// On every workload a migration moved or is moving, written in the same patch as
+/// [`MIGRATION_ANNOTATION`] and removed with it: the engine watches only Deployments and
+/// StatefulSets with this label, so the cluster's thousands of others never reach it.
+pub const MOVED_LABEL: &str = "hexabase.ai/moved";
 
 /// What is stored in [`ORIGINAL_ANNOTATION`] before the first move.
 pub fn save_original(template: &Value, strategy: Option<&Value>) -> String {
@@ -121,7 +125,7 @@ pub fn scheduling_patch(ws: &str, node: &str, kind: WorkloadKind, current: &Sche
 pub fn restore_patch(kind: WorkloadKind, saved: &str, current: &Scheduling) -> Result<Value, serde_json::Error> {
     let original: Scheduling = serde_json::from_str(saved)?;
     let mut patch = merge_diff(&current.as_workload(kind), &original.as_workload(kind));
-    patch["metadata"] = json!({ "annotations": { ORIGINAL_ANNOTATION: null, MIGRATION_ANNOTATION: null } });
+    patch["metadata"] = json!({ "annotations": { ORIGINAL_ANNOTATION: null, MIGRATION_ANNOTATION: null }, "labels": { MOVED_LABEL: null } });
     Ok(patch)
 }
 
@@ -135,6 +139,11 @@ pub fn move_annotations(migration: &str, existing: &BTreeMap<String, String>, te
         a.insert(ORIGINAL_ANNOTATION.into(), json!(save_original(template, strategy)));
     }
     Value::Object(a)
+}
+
+/// The metadata a move writes with its patch: [`move_annotations`] and [`MOVED_LABEL`].
+pub fn move_metadata(migration: &str, existing: &BTreeMap<String, String>, template: &Value, strategy: Option<&Value>) -> Value {
+    json!({ "annotations": move_annotations(migration, existing, template, strategy), "labels": { MOVED_LABEL: "true" } })
 }
 
 /// RFC 7386 merge patch turning `from` into `to`: objects recurse, keys only in `from` become
@@ -276,6 +285,7 @@ mod tests {
         later["spec"]["template"]["spec"]["nodeSelector"]["extra"] = json!("x");
         let patch = restore_patch(kind, &saved, &Scheduling::of_workload(kind, &later)).unwrap();
         assert_eq!(patch["metadata"]["annotations"], json!({ ORIGINAL_ANNOTATION: null, MIGRATION_ANNOTATION: null }));
+        assert_eq!(patch["metadata"]["labels"], json!({ MOVED_LABEL: null }), "the engine stops watching it");
         apply(&mut later, &patch);
         assert_eq!(later["spec"], original["spec"]);
         assert!(restore_patch(kind, "not json", &Scheduling::default()).is_err());
