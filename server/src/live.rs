@@ -152,7 +152,9 @@ pub trait OverviewFeed: Send + Sync {
     ) -> futures::future::BoxFuture<'a, Result<(app::model::WorkspaceSummary, OverviewReceiver), AppError>>;
 }
 
-pub type OverviewReceiver = watch::Receiver<Option<Arc<app::model::NodeOverview>>>;
+/// The latest overview of a workspace (`None` until the first is computed).
+pub type Overview = Option<Arc<app::model::NodeOverview>>;
+pub type OverviewReceiver = watch::Receiver<Overview>;
 
 #[cfg(test)]
 mod tests {

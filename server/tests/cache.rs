@@ -86,24 +86,21 @@ async fn a_change_made_with_kubectl_reaches_a_cache_backed_page() {
     }))
     .unwrap();
     let hard = || async { read(&srv, &http, "load_node_overview", &[("workspace", WS)]).await["shared_pool"]["cpu"]["hard"].as_f64().unwrap_or(0.0) };
+    // Within 20 s, the page's shared-pool CPU limit is `want` (no reload logic on the page).
+    let page_shows = |want: f64, what: &'static str| async move {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while (hard().await - want).abs() > 1e-9 {
+            assert!(tokio::time::Instant::now() < deadline, "{what} never reached the page");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
     let before = hard().await;
     Api::<ResourceQuota>::namespaced(client.clone(), &ns).create(&PostParams::default(), &quota).await.expect("quota created");
-    // The quota controller fills status.hard; the page shows it without any reload logic.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        if (hard().await - before - 3.0).abs() < 1e-9 {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "the new quota never reached the page (before {before})");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    // The quota controller fills status.hard; the page shows it.
+    page_shows(before + 3.0, "the new quota").await;
     let patch = json!({ "spec": { "hard": { "requests.cpu": "5" } } });
     Api::<ResourceQuota>::namespaced(client.clone(), &ns).patch("shared-pool", &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while (hard().await - before - 5.0).abs() > 1e-9 {
-        assert!(tokio::time::Instant::now() < deadline, "the changed quota never reached the page");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    page_shows(before + 5.0, "the changed quota").await;
     drop(cleanup);
     srv.stop().await;
 }

@@ -8,21 +8,19 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use app::error::AppError;
-use app::model::{NodeOverview, SessionUser, WorkspaceSummary};
+use app::model::{SessionUser, WorkspaceSummary};
 use futures::future::BoxFuture;
 use tokio::sync::watch;
 
 use super::DashboardBackend;
 use crate::cache::{self, ClusterReads};
-use crate::live::OverviewReceiver;
+use crate::live::{Overview, OverviewReceiver};
 
 /// Changes are gathered this long before the overview is computed again: a rollout changes
 /// pods many times a second, and a page needs one picture of it, not every frame.
 const GATHER: Duration = Duration::from_millis(200);
 /// Without watch caches (`--cluster-reads direct`) the overview is read again this often.
 const POLL: Duration = Duration::from_secs(3);
-
-pub type Overview = Option<Arc<NodeOverview>>;
 
 #[derive(Default)]
 pub struct OverviewFeeds {
