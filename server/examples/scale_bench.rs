@@ -280,7 +280,9 @@ async fn profile_reads(scale: &Scale) -> Row {
     let snapshot = Snapshot {
         namespaces: vec![namespace(BENCH_NS.into(), Some(WS)), namespace(WS.into(), Some(WS))],
         nodes: (0..scale.nodes).map(|i| Arc::new(node(i))).collect(),
-        pods: (0..scale.pods).map(|i| tenant_pod(i, scale.nodes)).chain((0..scale.workloads).map(workload_pod)).map(Arc::new).collect(),
+        pods: server::cache::pods::Pods::of(
+            &(0..scale.pods).map(|i| tenant_pod(i, scale.nodes)).chain((0..scale.workloads).map(workload_pod)).collect::<Vec<_>>(),
+        ),
         deployments: (0..scale.workloads).map(|i| Arc::new(workload(i))).collect(),
         dedicated_nodes: vec![Arc::new({
             let spec = server::crd::DedicatedNodeSpec {
@@ -317,7 +319,8 @@ async fn profile_reads(scale: &Scale) -> Row {
     };
     let copy = time(&|| drop(std::hint::black_box(snapshot.clone())));
     let overview = time(&|| drop(std::hint::black_box(backend.overview_of(&snapshot, ws.clone()))));
-    let screen = time(&|| drop(std::hint::black_box(server::backend::DashboardBackend::migration_screen_of(&snapshot, ws.clone(), false))));
+    let screen =
+        time(&|| drop(std::hint::black_box(server::backend::DashboardBackend::migration_screen_of(&snapshot, ws.clone(), false))));
     let screen_json = time(&|| {
         let screen = server::backend::DashboardBackend::migration_screen_of(&snapshot, ws.clone(), false);
         drop(std::hint::black_box(serde_json::to_vec(&screen).unwrap()))

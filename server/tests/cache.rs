@@ -7,10 +7,11 @@ mod support;
 
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::ResourceQuota;
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use k8s_openapi::api::core::v1::{Node, Pod, ResourceQuota};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
+use server::cluster::labels;
 use server::config::ClusterReadsKind;
 use support::cluster::{self, Cleanup};
 use support::{backends, TestServer};
@@ -101,6 +102,55 @@ async fn a_change_made_with_kubectl_reaches_a_cache_backed_page() {
     let patch = json!({ "spec": { "hard": { "requests.cpu": "5" } } });
     Api::<ResourceQuota>::namespaced(client.clone(), &ns).patch("shared-pool", &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
     page_shows(before + 5.0, "the changed quota").await;
+    drop(cleanup);
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn a_pod_that_comes_and_goes_reaches_a_cache_backed_page() {
+    let srv = TestServer::start(backends()[0]).await;
+    let http = srv.demo_client().await;
+    let client = cluster::client().await;
+    let mut cleanup = Cleanup::new(&client);
+    // Another workspace's namespace: its pod on a shared-pool node (placed by the scheduler)
+    // makes it a neighbour.
+    let ns = cleanup.namespace("cache-neighbour", &[("hexabase.ai/workspace", "cache-neighbour")]).await;
+    let pool = ListParams::default().labels(&format!("{}={}", labels::NODE_POOL, labels::POOL_SHARED));
+    let shared = Api::<Node>::all(client.clone()).list_metadata(&pool).await.unwrap().items.into_iter().next().expect("a shared node");
+    let host = shared.metadata.labels.as_ref().and_then(|l| l.get(labels::HOSTNAME)).cloned().expect("its hostname");
+    let neighbours = || async { read(&srv, &http, "load_node_overview", &[("workspace", WS)]).await["shared_pool"]["neighbour_workspaces"].as_u64().unwrap() };
+    let page_shows = |want: u64, what: &'static str| async move {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while neighbours().await != want {
+            assert!(tokio::time::Instant::now() < deadline, "{what} never reached the page");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    // A cache of this test's own, to see the index itself: a finished pod shows nowhere on a
+    // page, but must not stay in the index after it is deleted.
+    let cache = server::cache::ClusterCache::start(client.clone());
+    let before = neighbours().await;
+    let pod: Pod = serde_json::from_value(json!({
+        "metadata": { "name": "neighbour" },
+        "spec": { "nodeSelector": { labels::HOSTNAME: host }, "containers": [{ "name": "app", "image": "registry.local/app:1", "resources": { "requests": { "cpu": "10m" } } }] }
+    }))
+    .unwrap();
+    let pods = Api::<Pod>::namespaced(client.clone(), &ns);
+    pods.create(&PostParams::default(), &pod).await.expect("pod created");
+    page_shows(before + 1, "the new neighbour's pod").await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while cache.pods.state().in_namespace(&ns).len() != 1 {
+        assert!(tokio::time::Instant::now() < deadline, "the pod never reached the cache's index");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    pods.delete("neighbour", &DeleteParams { grace_period_seconds: Some(0), ..Default::default() }).await.expect("pod deleted");
+    page_shows(before, "the pod's deletion").await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !cache.pods.state().in_namespace(&ns).is_empty() {
+        assert!(tokio::time::Instant::now() < deadline, "the deleted pod stays in the cache's index");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(cache.is_synced());
     drop(cleanup);
     srv.stop().await;
 }

@@ -83,10 +83,10 @@ impl DashboardBackend {
         let (mut on_node, mut elsewhere) = (0u32, 0u32);
         for w in &p.workloads {
             for pod in snapshot.pods_of(&w.key) {
-                if pod.metadata.deletion_timestamp.is_some() || pod.status.as_ref().and_then(|s| s.phase.as_deref()) != Some("Running") {
+                if !pod.running {
                     continue;
                 }
-                if pod.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(p.node.as_str()) {
+                if pod.node.as_deref() == Some(p.node.as_str()) {
                     on_node += 1;
                 } else {
                     elsewhere += 1;

@@ -5,6 +5,7 @@
 //! waits for its write to come back through the watch ([`Reflected::caught_up`]) so the next
 //! read sees it. ARCHITECTURE.md, "Watch caches", has the decisions.
 
+pub mod pods;
 pub mod reflected;
 pub mod slim;
 pub mod snapshot;
@@ -21,6 +22,7 @@ use kube::core::PartialObjectMeta;
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::Client;
 
+pub use pods::ReflectedPods;
 pub use reflected::Reflected;
 pub use snapshot::Snapshot;
 
@@ -59,7 +61,7 @@ pub struct ClusterCache {
     client: Client,
     pub namespaces: Reflected<PartialObjectMeta<Namespace>>,
     pub nodes: Reflected<Node>,
-    pub pods: Reflected<Pod>,
+    pub pods: ReflectedPods,
     pub quotas: Reflected<ResourceQuota>,
     pub deployments: Reflected<Deployment>,
     pub stateful_sets: Reflected<StatefulSet>,
@@ -97,7 +99,9 @@ impl ClusterCache {
         // Namespaces: only the workspaces', and only their metadata (the label is all we read).
         let namespaces = reflect!("namespaces", watch_all(&client, all().labels(labels::WORKSPACE), slim::meta::<PartialObjectMeta<Namespace>>));
         let nodes = reflect!("nodes", watch_all(&client, all(), slim::node));
-        let pods = reflect!("pods", watch_all(&client, all(), slim::pod));
+        // Pods: a record each, indexed by node and namespace (`pods`), never the whole Pod.
+        let (pods, task) = ReflectedPods::start(watcher(Api::<Pod>::all(client.clone()), all()).default_backoff(), h());
+        tasks.push(Box::pin(task));
         let quotas = reflect!("resourcequotas", watch_all(&client, all(), slim::meta::<ResourceQuota>));
         let deployments = reflect!("deployments", watch_all(&client, all(), slim::deployment));
         let stateful_sets = reflect!("statefulsets", watch_all(&client, all(), slim::stateful_set));

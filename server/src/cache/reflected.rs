@@ -25,8 +25,7 @@ pub trait Health: Send + Sync {
 
 pub struct Reflected<K: Resource<DynamicType = ()> + Clone + 'static> {
     store: Store<K>,
-    synced: Arc<AtomicBool>,
-    changes: watch::Receiver<u64>,
+    signals: Signals,
 }
 
 impl<K> Clone for Reflected<K>
@@ -34,7 +33,7 @@ where
     K: Resource<DynamicType = ()> + Clone + 'static,
 {
     fn clone(&self) -> Self {
-        Self { store: self.store.clone(), synced: self.synced.clone(), changes: self.changes.clone() }
+        Self { store: self.store.clone(), signals: self.signals.clone() }
     }
 }
 
@@ -52,6 +51,64 @@ pub fn at_least(have: Option<&str>, want: Option<&str>) -> bool {
     }
 }
 
+/// What a watch's readers wait on: its first list, and a counter of its changes.
+#[derive(Clone)]
+pub struct Signals {
+    synced: Arc<AtomicBool>,
+    changes: watch::Receiver<u64>,
+}
+
+impl Signals {
+    pub fn is_synced(&self) -> bool {
+        self.synced.load(Ordering::Acquire)
+    }
+
+    /// A counter that moves on every change of the kind: what live streams wait on.
+    /// Only changes after this call count.
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        let mut rx = self.changes.clone();
+        rx.mark_unchanged();
+        rx
+    }
+}
+
+/// The task that drives one watch: every event goes to `apply` (the store of its kind), then
+/// the kind counts as synced after its first list and its change counter moves on every
+/// change, and health hears of every answer and failure.
+pub fn drive<K, S>(
+    kind: &'static str,
+    events: S,
+    health: Arc<dyn Health>,
+    mut apply: impl FnMut(&watcher::Event<K>) + Send + 'static,
+) -> (Signals, impl std::future::Future<Output = ()> + Send)
+where
+    K: Send + 'static,
+    S: Stream<Item = watcher::Result<watcher::Event<K>>> + Send + 'static,
+{
+    let synced = Arc::new(AtomicBool::new(false));
+    let (tx, changes) = watch::channel(0u64);
+    let flag = synced.clone();
+    let driver = async move {
+        let mut events = std::pin::pin!(events);
+        while let Some(event) = events.next().await {
+            match event {
+                Ok(e) => {
+                    health.watch_answered();
+                    apply(&e);
+                    match e {
+                        watcher::Event::Init | watcher::Event::InitApply(_) => continue,
+                        watcher::Event::InitDone => flag.store(true, Ordering::Release),
+                        watcher::Event::Apply(_) | watcher::Event::Delete(_) => {}
+                    }
+                    tx.send_modify(|n| *n += 1);
+                }
+                Err(e) => health.watch_failed(kind, &e),
+            }
+        }
+    };
+    (Signals { synced, changes }, driver)
+}
+
 impl<K> Reflected<K>
 where
     K: Resource<DynamicType = ()> + Clone + Send + Sync + 'static,
@@ -62,32 +119,13 @@ where
     where
         S: Stream<Item = watcher::Result<watcher::Event<K>>> + Send + 'static,
     {
-        let (store, writer) = reflector::store::<K>();
-        let synced = Arc::new(AtomicBool::new(false));
-        let (tx, changes) = watch::channel(0u64);
-        let flag = synced.clone();
-        let driver = async move {
-            let mut events = std::pin::pin!(reflector::reflector(writer, events));
-            while let Some(event) = events.next().await {
-                match event {
-                    Ok(e) => {
-                        health.watch_answered();
-                        match e {
-                            watcher::Event::Init | watcher::Event::InitApply(_) => continue,
-                            watcher::Event::InitDone => flag.store(true, Ordering::Release),
-                            watcher::Event::Apply(_) | watcher::Event::Delete(_) => {}
-                        }
-                        tx.send_modify(|n| *n += 1);
-                    }
-                    Err(e) => health.watch_failed(kind, &e),
-                }
-            }
-        };
-        (Self { store, synced, changes }, driver)
+        let (store, mut writer) = reflector::store::<K>();
+        let (signals, driver) = drive(kind, events, health, move |event| writer.apply_watcher_event(event));
+        (Self { store, signals }, driver)
     }
 
     pub fn is_synced(&self) -> bool {
-        self.synced.load(Ordering::Acquire)
+        self.signals.is_synced()
     }
 
     /// Every object, as of now.
@@ -106,9 +144,7 @@ where
     /// A counter that moves on every change of this kind: what live streams wait on.
     /// Only changes after this call count.
     pub fn changes(&self) -> watch::Receiver<u64> {
-        let mut rx = self.changes.clone();
-        rx.mark_unchanged();
-        rx
+        self.signals.changes()
     }
 
     /// `view` of the object `name` after every change of this kind (while it exists): a live

@@ -14,6 +14,7 @@ use kube::api::{Api, ListParams};
 use kube::core::{PartialObjectMeta, SelectorExt};
 use kube::{Client, ResourceExt};
 
+use super::pods::{PodRecord, Pods};
 use crate::capacity::{self, Resources};
 use crate::cluster::workloads::{self, Workload};
 use crate::cluster::{self as cluster, labels, usage};
@@ -24,7 +25,7 @@ pub struct Snapshot {
     /// Only the namespaces that belong to a workspace, metadata only.
     pub namespaces: Vec<Arc<PartialObjectMeta<Namespace>>>,
     pub nodes: Vec<Arc<Node>>,
-    pub pods: Vec<Arc<Pod>>,
+    pub pods: Pods,
     pub quotas: Vec<Arc<ResourceQuota>>,
     pub deployments: Vec<Arc<Deployment>>,
     pub stateful_sets: Vec<Arc<StatefulSet>>,
@@ -47,10 +48,11 @@ impl Snapshot {
             let list = Api::<Namespace>::all(client.clone()).list_metadata(&ListParams::default().labels(labels::WORKSPACE)).await?;
             Ok::<_, kube::Error>(list.items.into_iter().map(Arc::new).collect())
         };
+        let pods = async { Ok(Pods::of(&Api::<Pod>::all(client.clone()).list(&all()).await?.items)) };
         let (namespaces, nodes, pods, quotas, deployments, stateful_sets, budgets, dedicated_nodes) = futures::try_join!(
             namespaces,
             list_all::<Node>(client, all()),
-            list_all::<Pod>(client, all()),
+            pods,
             list_all::<ResourceQuota>(client, all()),
             list_all::<Deployment>(client, all()),
             list_all::<StatefulSet>(client, all()),
@@ -73,22 +75,21 @@ impl Snapshot {
         self.nodes.iter().find(|n| n.metadata.name.as_deref() == Some(name)).map(|n| &**n)
     }
 
-    /// The pods bound to the node `name`.
-    pub fn pods_on<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Pod> + 'a {
-        self.pods.iter().map(|p| &**p).filter(move |p| p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(name))
-    }
-
     pub fn shared_pool_usage(&self, ws: &str) -> SharedPoolUsage {
-        let pool: BTreeSet<String> =
-            self.nodes.iter().filter(|n| n.labels().get(labels::NODE_POOL).map(String::as_str) == Some(labels::POOL_SHARED)).map(|n| n.name_any()).collect();
-        usage::pool_usage(&self.namespace_workspaces(), self.quotas.iter().map(|q| &**q), &pool, self.pods.iter().map(|p| &**p), ws)
+        let pool: BTreeSet<&str> = self
+            .nodes
+            .iter()
+            .filter(|n| n.labels().get(labels::NODE_POOL).map(String::as_str) == Some(labels::POOL_SHARED))
+            .filter_map(|n| n.metadata.name.as_deref())
+            .collect();
+        usage::pool_usage(&self.namespace_workspaces(), self.quotas.iter().map(|q| &**q), &pool, &self.pods, ws)
     }
 
     /// What is requested on a node and what it can give (zeros for a node that does not
     /// exist yet).
     pub fn allocation(&self, node: &str) -> (Resources, Resources) {
         match self.node(node) {
-            Some(n) => (capacity::requested(self.pods_on(node)), capacity::allocatable(n)),
+            Some(n) => (self.pods.requested_on(node), capacity::allocatable(n)),
             None => Default::default(),
         }
     }
@@ -109,20 +110,14 @@ impl Snapshot {
     }
 
     /// The pods of a workload, by its whole selector; none when the workload is gone.
-    pub fn pods_of(&self, key: &WorkloadKey) -> Vec<&Pod> {
+    pub fn pods_of(&self, key: &WorkloadKey) -> Vec<&PodRecord> {
         let named = |m: &kube::core::ObjectMeta| m.namespace.as_deref() == Some(key.namespace.as_str()) && m.name.as_deref() == Some(key.name.as_str());
         let selector = match key.kind {
             WorkloadKind::Deployment => self.deployments.iter().find(|d| named(&d.metadata)).map(|d| &d.spec.selector),
             WorkloadKind::StatefulSet => self.stateful_sets.iter().find(|s| named(&s.metadata)).map(|s| &s.spec.selector),
         };
         let Some(selector) = selector.and_then(workloads::pod_selector) else { return vec![] };
-        self.pods
-            .iter()
-            .filter(|p| {
-                p.metadata.namespace.as_deref() == Some(key.namespace.as_str()) && selector.matches(p.metadata.labels.as_ref().unwrap_or(&BTreeMap::new()))
-            })
-            .map(|p| &**p)
-            .collect()
+        self.pods.in_namespace(&key.namespace).iter().filter(|p| selector.matches(&p.labels)).map(|p| &**p).collect()
     }
 
     /// The workspace's dedicated node orders, oldest first. The label is ours to set, the spec
@@ -144,10 +139,11 @@ mod tests {
         Arc::new(serde_json::from_value(v).unwrap())
     }
 
-    fn pod(ns: &str, name: &str, node: &str, cpu: &str, app: &str) -> Arc<Pod> {
-        obj(json!({ "metadata": { "namespace": ns, "name": name, "labels": { "app": app } },
+    fn pod(ns: &str, name: &str, node: &str, cpu: &str, app: &str) -> Pod {
+        serde_json::from_value(json!({ "metadata": { "namespace": ns, "name": name, "labels": { "app": app } },
                     "spec": { "nodeName": node, "containers": [{ "name": "c", "resources": { "requests": { "cpu": cpu } } }] },
                     "status": { "phase": "Running" } }))
+        .unwrap()
     }
 
     fn snapshot() -> Snapshot {
@@ -165,13 +161,13 @@ mod tests {
         Snapshot {
             namespaces: vec![ns("a-prod", "a"), ns("a-jobs", "a"), ns("b-prod", "b")],
             nodes: vec![node("s1", labels::POOL_SHARED, "4"), node("s2", labels::POOL_SHARED, "4"), node("d1", labels::POOL_DEDICATED, "2")],
-            pods: vec![
+            pods: Pods::of(&[
                 pod("a-prod", "web-1", "s1", "500m", "web"),
                 pod("b-prod", "shop-1", "s2", "1", "shop"),
                 pod("kube-system", "dns", "s1", "100m", "dns"),
                 pod("a-prod", "web-2", "d1", "500m", "web"),
                 pod("a-jobs", "batch", "d1", "250m", "batch"),
-            ],
+            ]),
             quotas: vec![
                 obj(
                     json!({ "metadata": { "namespace": "a-prod", "name": "q" }, "status": { "hard": { "requests.cpu": "4" }, "used": { "requests.cpu": "500m" } } }),
@@ -219,7 +215,7 @@ mod tests {
         let workloads = s.workloads("a");
         assert_eq!(workloads.len(), 1);
         assert!(s.workloads("b").is_empty());
-        let pods: Vec<&str> = s.pods_of(&workloads[0].key).iter().filter_map(|p| p.metadata.name.as_deref()).collect();
+        let pods: Vec<&str> = s.pods_of(&workloads[0].key).iter().map(|p| &*p.name).collect();
         assert_eq!(pods, ["web-1", "web-2"], "by the selector, in its namespace");
         assert_eq!(s.workspace_namespaces("a"), BTreeSet::from(["a-jobs".to_string(), "a-prod".to_string()]));
     }

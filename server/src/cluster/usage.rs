@@ -11,6 +11,7 @@ use kube::api::{Api, ListParams};
 use kube::Client;
 
 use super::labels;
+use crate::cache::pods::Pods;
 use crate::capacity::{self, GIB};
 
 /// Sums of one quota resource across the workspace's namespaces.
@@ -46,14 +47,17 @@ async fn namespace_workspaces(client: &Client) -> Result<BTreeMap<String, String
     Ok(workspaces_of(labelled.items.iter().map(|n| &n.metadata)))
 }
 
-/// The workspaces, other than `ws`, whose pods run on the given nodes now.
-pub fn neighbours<'a>(pods: impl IntoIterator<Item = &'a Pod>, namespace_workspace: &BTreeMap<String, String>, ws: &str) -> BTreeSet<String> {
-    pods.into_iter()
-        .filter(|p| capacity::holds_requests(p))
-        .filter_map(|p| namespace_workspace.get(p.metadata.namespace.as_deref()?))
-        .filter(|w| w.as_str() != ws)
-        .cloned()
-        .collect()
+/// The workspaces, other than `ws`, with a pod that holds resources on a node `on_pool` says
+/// is the pool's. Only the workspaces' namespaces are looked at, and each only until its first
+/// such pod: a cluster's pods are mostly in neither.
+pub fn neighbours(pods: &Pods, namespace_workspace: &BTreeMap<String, String>, ws: &str, on_pool: impl Fn(&str) -> bool) -> BTreeSet<String> {
+    let mut found = BTreeSet::new();
+    for (ns, w) in namespace_workspace.iter().filter(|(_, w)| w.as_str() != ws) {
+        if !found.contains(w) && pods.in_namespace(ns).iter().any(|p| !p.finished && p.node.as_deref().is_some_and(&on_pool)) {
+            found.insert(w.clone());
+        }
+    }
+    found
 }
 
 /// The workspace's shared-pool quota, the pool's size and its neighbours there, from the
@@ -62,8 +66,8 @@ pub fn neighbours<'a>(pods: impl IntoIterator<Item = &'a Pod>, namespace_workspa
 pub fn pool_usage<'a>(
     workspaces: &BTreeMap<String, String>,
     quotas: impl IntoIterator<Item = &'a ResourceQuota>,
-    pool: &BTreeSet<String>,
-    pods: impl IntoIterator<Item = &'a Pod>,
+    pool: &BTreeSet<&str>,
+    pods: &Pods,
     ws: &str,
 ) -> SharedPoolUsage {
     let (mut cpu, mut memory, mut count) = (Totals::default(), Totals::default(), Totals::default());
@@ -73,17 +77,12 @@ pub fn pool_usage<'a>(
         add_quota(&mut memory, q, &["requests.memory", "memory"]);
         add_quota(&mut count, q, &["pods", "count/pods"]);
     }
-    // Only another workspace's pods make a neighbour: their namespace is checked first, against
-    // the few workspace namespaces, before the node against the whole pool (a cluster's pods
-    // are mostly in neither).
-    let elsewhere = |p: &&Pod| p.metadata.namespace.as_ref().and_then(|ns| workspaces.get(ns)).is_some_and(|w| w != ws);
-    let on_pool = pods.into_iter().filter(elsewhere).filter(|p| p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_some_and(|n| pool.contains(n)));
     SharedPoolUsage {
         cpu: UsageBar { label: "CPU requests".into(), used: cpu.used, hard: cpu.hard, unit: "vCPU".into() },
         memory: UsageBar { label: "Memory requests".into(), used: memory.used / GIB, hard: memory.hard / GIB, unit: "GiB".into() },
         pods: UsageBar { label: "Pods".into(), used: count.used, hard: count.hard, unit: "pods".into() },
         pool_nodes: pool.len() as u32,
-        neighbour_workspaces: neighbours(on_pool, workspaces, ws).len() as u32,
+        neighbour_workspaces: neighbours(pods, workspaces, ws, |n| pool.contains(n)).len() as u32,
     }
 }
 
@@ -99,7 +98,8 @@ pub async fn shared_pool_usage(client: &Client, ws: &str) -> Result<SharedPoolUs
     for node in &pool {
         on_pool.extend(Api::<Pod>::all(client.clone()).list(&ListParams::default().fields(&format!("spec.nodeName={node}"))).await?.items);
     }
-    Ok(pool_usage(&workspaces, &quotas, &pool, &on_pool, ws))
+    let pool: BTreeSet<&str> = pool.iter().map(String::as_str).collect();
+    Ok(pool_usage(&workspaces, &quotas, &pool, &Pods::of(&on_pool), ws))
 }
 
 #[cfg(test)]
@@ -123,10 +123,24 @@ mod tests {
 
     #[test]
     fn neighbours_are_the_other_workspaces_running_pods_on_the_pool() {
-        let pod = |ns: &str, phase: &str| -> Pod { serde_json::from_value(json!({ "metadata": { "namespace": ns }, "status": { "phase": phase } })).unwrap() };
+        let pod = |ns: &str, node: &str, phase: &str| -> Pod {
+            serde_json::from_value(json!({ "metadata": { "namespace": ns, "name": format!("{ns}-{node}") }, "spec": { "nodeName": node, "containers": [] }, "status": { "phase": phase } }))
+                .unwrap()
+        };
         let map: BTreeMap<String, String> =
-            [("a-1", "a"), ("a-2", "a"), ("b-1", "b"), ("c-1", "c")].iter().map(|(n, w)| (n.to_string(), w.to_string())).collect();
-        let pods = [pod("a-1", "Running"), pod("a-2", "Running"), pod("b-1", "Running"), pod("c-1", "Succeeded"), pod("kube-system", "Running")];
-        assert_eq!(neighbours(&pods, &map, "a"), BTreeSet::from(["b".to_string()]), "c's pod finished; kube-system is no workspace");
+            [("a-1", "a"), ("a-2", "a"), ("b-1", "b"), ("c-1", "c"), ("d-1", "d")].iter().map(|(n, w)| (n.to_string(), w.to_string())).collect();
+        let pods = Pods::of(&[
+            pod("a-1", "s1", "Running"),
+            pod("a-2", "s1", "Running"),
+            pod("b-1", "s1", "Pending"),
+            pod("c-1", "s1", "Succeeded"),
+            pod("d-1", "d1", "Running"),
+            pod("kube-system", "s1", "Running"),
+        ]);
+        assert_eq!(
+            neighbours(&pods, &map, "a", |n| n == "s1"),
+            BTreeSet::from(["b".to_string()]),
+            "c's pod finished; d runs off the pool; kube-system is no workspace"
+        );
     }
 }
