@@ -85,7 +85,9 @@ impl World {
     }
 
     fn start_with(&mut self, metrics: Option<Arc<dyn MetricsSource>>) {
-        let config = Config { scope: Scope::labelled(&self.scope), poll: Duration::from_millis(500), ..Config::default() };
+        // The poll the engine ships with (30 s): every move here has to be driven by the
+        // watches of the moved workloads and pods, or it would take far longer.
+        let config = Config { scope: Scope::labelled(&self.scope), ..Config::default() };
         let ctx = Arc::new(Context::new(self.client.clone(), self.store.clone(), config, metrics));
         self.controller = Some(tokio::spawn(migration::run(self.client.clone(), ctx)));
     }
@@ -338,6 +340,8 @@ async fn a_deployment_moves_to_the_dedicated_node_without_losing_a_replica() {
     assert_eq!(strategy["rollingUpdate"]["maxUnavailable"], json!(0));
     assert!(d.annotations().contains_key(patch::ORIGINAL_ANNOTATION), "the record of the original scheduling stays");
     assert_eq!(d.labels().get(patch::MOVED_LABEL).map(String::as_str), Some("true"), "the engine watches the workloads it moved");
+    let marked = w.pods().list(&ListParams::default().labels(&format!("app=web,{}=true", patch::MOVED_LABEL))).await.unwrap().items;
+    assert_eq!(marked.iter().filter(|p| p.metadata.deletion_timestamp.is_none()).count(), WEB as usize, "and their pods");
 
     // Told once, with the measured availability.
     let told = w.wait_notified(&name, 0).await;
@@ -358,6 +362,11 @@ async fn a_move_that_cannot_schedule_rolls_back_to_exactly_the_original() {
     let status = wm.status.unwrap();
     assert_eq!(status.workloads[0].state, WorkloadState::RolledBack);
     assert_eq!(status.workloads[0].on_target, 0, "a rolled-back workload is back on the shared pool");
+    // The pending pod's own events and the end of its 5 s scheduling grace end the move, not
+    // the engine's 30 s poll (read from the migration's own timestamps).
+    let at = |t: &Option<String>| time::OffsetDateTime::parse(t.as_deref().expect("a timestamp"), &time::format_description::well_known::Rfc3339).unwrap();
+    let took = at(&status.workloads[0].finished_at) - at(&status.workloads[0].started_at);
+    assert!(took < time::Duration::seconds(20), "the move failed {took} after it started");
     let error = status.error.expect("the cause");
     eprintln!("ROLLED BACK: {error:#?}");
     assert_eq!(error.reason, "Unschedulable");

@@ -64,13 +64,16 @@ pub async fn run(client: Client, ctx: Arc<Context>) {
                 migration
             })
         })
-        .watches(Api::<StatefulSet>::all(client), watcher::Config::default().labels(patch::MOVED_LABEL), move |s: StatefulSet| {
+        .watches(Api::<StatefulSet>::all(client.clone()), watcher::Config::default().labels(patch::MOVED_LABEL), move |s: StatefulSet| {
             let available = s.status.as_ref().and_then(|s| s.available_replicas).unwrap_or(0);
             mover(&s.metadata, WorkloadKind::StatefulSet).map(|(migration, key)| {
                 record_available(&seen_sets, key, available);
                 migration
             })
         })
+        // The moved pods (marked in the same patch): one that cannot be scheduled, starts or
+        // becomes Ready wakes its migration at once; no timer lists them.
+        .watches(Api::<Pod>::all(client), watcher::Config::default().labels(patch::MOVED_LABEL), |pod: Pod| migration_of(&pod.metadata))
         .run(reconcile, error_policy, ctx)
         .for_each(|res| async move {
             match res {
@@ -82,10 +85,15 @@ pub async fn run(client: Client, ctx: Arc<Context>) {
         .await;
 }
 
-/// The migration that moved (or is moving) a workload, from its annotation, and the workload.
-fn mover(meta: &ObjectMeta, kind: WorkloadKind) -> Option<(ObjectRef<WorkloadMigration>, WorkloadKey)> {
+/// The migration that moved (or is moving) a workload or pod, from its annotation.
+fn migration_of(meta: &ObjectMeta) -> Option<ObjectRef<WorkloadMigration>> {
     let (ns, name) = meta.annotations.as_ref()?.get(MIGRATION_ANNOTATION)?.split_once('/')?;
-    Some((ObjectRef::new(name).within(ns), WorkloadKey::new(meta.namespace.clone()?, kind, meta.name.clone()?)))
+    Some(ObjectRef::new(name).within(ns))
+}
+
+/// The migration that moved (or is moving) a workload, and the workload.
+fn mover(meta: &ObjectMeta, kind: WorkloadKind) -> Option<(ObjectRef<WorkloadMigration>, WorkloadKey)> {
+    Some((migration_of(meta)?, WorkloadKey::new(meta.namespace.clone()?, kind, meta.name.clone()?)))
 }
 
 /// Namespaces of Kubernetes itself: never a tenant's, whatever their labels say.
@@ -137,7 +145,7 @@ async fn cancel(wm: &WorkloadMigration, ctx: &Context) -> Result<Action> {
             continue;
         }
         let Some(saved) = annotations.get(ORIGINAL_ANNOTATION) else { continue };
-        match patch::restore_patch(key.kind, saved, &Scheduling::of_workload(key.kind, &workload.json())) {
+        match patch::restore_patch(key.kind, saved, &workload.json()) {
             Ok(mut patch) => {
                 patch["metadata"]["resourceVersion"] = json!(workload.resource_version());
                 tracing::info!(migration = %wm.name_any(), workload = %key, "migration deleted mid-move: restoring the original scheduling");
@@ -418,6 +426,9 @@ impl Run<'_> {
         let mut patch = patch::scheduling_patch(ws, &hostname, kind, &current);
         let annotations = workload.annotations();
         let id = migration_id(&self.wm);
+        if patch != json!({}) {
+            patch::mark_pods(&mut patch, &id);
+        }
         // A workload an older version moved has the annotations but not yet the label.
         let labelled = workload.meta().labels.as_ref().is_some_and(|l| l.contains_key(patch::MOVED_LABEL));
         if annotations.get(MIGRATION_ANNOTATION) != Some(&id) || !annotations.contains_key(ORIGINAL_ANNOTATION) || !labelled {
@@ -444,7 +455,8 @@ impl Run<'_> {
             }
             Verdict::Progressing(message) => {
                 status.observe(i, &counts, on_target, lowest, Some(message));
-                Ok(Step::Wait(self.ctx.config.poll))
+                let next = rollout::next_check(&pods, &hostname, started, self.deadline(), now());
+                Ok(Step::Wait(self.ctx.config.poll.min(next)))
             }
             Verdict::Failed(cause) => {
                 status.observe(i, &counts, on_target, lowest, None);
@@ -476,8 +488,7 @@ impl Run<'_> {
             return Ok(Step::Changed { announce: false });
         };
         if let Some(saved) = workload.annotations().get(ORIGINAL_ANNOTATION).cloned() {
-            let current = Scheduling::of_workload(kind, &workload.json());
-            match patch::restore_patch(kind, &saved, &current) {
+            match patch::restore_patch(kind, &saved, &workload.json()) {
                 Ok(mut patch) => {
                     patch["metadata"]["resourceVersion"] = json!(workload.resource_version());
                     tracing::info!(migration = %self.wm.name_any(), workload = %key, "restoring the original scheduling");
@@ -501,7 +512,8 @@ impl Run<'_> {
             }
             Verdict::Progressing(_) => {
                 status.observe(i, &counts, on_target, None, status.workloads[i].message.clone());
-                Ok(Step::Wait(self.ctx.config.poll))
+                let next = rollout::until_deadline(began, self.deadline(), now());
+                Ok(Step::Wait(self.ctx.config.poll.min(next)))
             }
             Verdict::Failed(cause) => {
                 let detail = match cause {

@@ -35,13 +35,16 @@ use crate::engine::retry::{self, Retry};
 use crate::engine::Scope;
 use crate::store::Store;
 
-/// While a workload moves, its rollout is read again at least this often.
-const DEFAULT_POLL: Duration = Duration::from_secs(2);
+/// While a workload moves, its rollout is read again at least this often even when no watch
+/// event comes: the engine is driven by the events of the moved workloads and their pods (and
+/// by the moments no event marks, `rollout::next_check`); this only bounds what a missed
+/// event costs.
+const DEFAULT_POLL: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     pub scope: Scope,
-    /// How often a moving workload is looked at when no watch event comes.
+    /// How often a moving workload is looked at at least, when no watch event comes.
     pub poll: Duration,
     /// Prometheus' base URL: lets a migration's own `latencyGuard.metric` be used.
     pub prometheus_url: Option<String>,

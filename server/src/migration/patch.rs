@@ -121,12 +121,34 @@ pub fn scheduling_patch(ws: &str, node: &str, kind: WorkloadKind, current: &Sche
     merge_diff(&current.as_workload(kind), &moved(ws, node, kind, current).as_workload(kind))
 }
 
-/// The merge patch that puts the saved fields back exactly and drops the annotations.
-pub fn restore_patch(kind: WorkloadKind, saved: &str, current: &Scheduling) -> Result<Value, serde_json::Error> {
+/// The merge patch that puts the saved fields back exactly into `workload` (as JSON) and drops
+/// the annotations and labels of the move, its pods' included.
+pub fn restore_patch(kind: WorkloadKind, saved: &str, workload: &Value) -> Result<Value, serde_json::Error> {
     let original: Scheduling = serde_json::from_str(saved)?;
-    let mut patch = merge_diff(&current.as_workload(kind), &original.as_workload(kind));
+    let mut patch = merge_diff(&Scheduling::of_workload(kind, workload).as_workload(kind), &original.as_workload(kind));
     patch["metadata"] = json!({ "annotations": { ORIGINAL_ANNOTATION: null, MIGRATION_ANNOTATION: null }, "labels": { MOVED_LABEL: null } });
+    unmark_pods(&mut patch, workload.pointer("/spec/template").unwrap_or(&Value::Null));
     Ok(patch)
+}
+
+/// Adds to a move's patch (one that changes the pod template anyway, so no extra rollout) the
+/// [`MOVED_LABEL`] and [`MIGRATION_ANNOTATION`] on the new pods: the engine watches pods with
+/// that label, so a pod that cannot be scheduled or becomes Ready wakes its migration at
+/// once, without listing pods on a timer.
+pub fn mark_pods(patch: &mut Value, migration: &str) {
+    let meta = &mut patch["spec"]["template"]["metadata"];
+    meta["annotations"][MIGRATION_ANNOTATION] = json!(migration);
+    meta["labels"][MOVED_LABEL] = json!("true");
+}
+
+/// Adds to a restore's patch the removal of [`mark_pods`]'s marks, where `template` (the
+/// workload's pod template now) has them.
+fn unmark_pods(patch: &mut Value, template: &Value) {
+    for (field, key) in [("annotations", MIGRATION_ANNOTATION), ("labels", MOVED_LABEL)] {
+        if template.pointer(&format!("/metadata/{field}")).and_then(|m| m.get(key)).is_some() {
+            patch["spec"]["template"]["metadata"][field][key] = Value::Null;
+        }
+    }
 }
 
 /// The annotations a move writes with its patch: who moved it, and the original scheduling
@@ -265,7 +287,7 @@ mod tests {
             apply(&mut moved_obj, &scheduling_patch("acme", "n1", kind, &Scheduling::of_workload(kind, &original)));
             assert_ne!(moved_obj, original);
             let mut restored = moved_obj.clone();
-            let patch = restore_patch(kind, &saved, &Scheduling::of_workload(kind, &moved_obj)).unwrap();
+            let patch = restore_patch(kind, &saved, &moved_obj).unwrap();
             apply(&mut restored, &patch);
             restored["metadata"] = original.get("metadata").cloned().unwrap_or(Value::Null);
             if original.get("metadata").is_none() {
@@ -283,12 +305,34 @@ mod tests {
         let mut later = original.clone();
         apply(&mut later, &scheduling_patch("acme", "n1", kind, &Scheduling::of_workload(kind, &original)));
         later["spec"]["template"]["spec"]["nodeSelector"]["extra"] = json!("x");
-        let patch = restore_patch(kind, &saved, &Scheduling::of_workload(kind, &later)).unwrap();
+        let patch = restore_patch(kind, &saved, &later).unwrap();
         assert_eq!(patch["metadata"]["annotations"], json!({ ORIGINAL_ANNOTATION: null, MIGRATION_ANNOTATION: null }));
         assert_eq!(patch["metadata"]["labels"], json!({ MOVED_LABEL: null }), "the engine stops watching it");
         apply(&mut later, &patch);
         assert_eq!(later["spec"], original["spec"]);
-        assert!(restore_patch(kind, "not json", &Scheduling::default()).is_err());
+        assert!(restore_patch(kind, "not json", &json!({})).is_err());
+    }
+
+    #[test]
+    fn the_moved_pods_carry_the_mark_and_the_restored_ones_do_not() {
+        let original = deployment();
+        let kind = WorkloadKind::Deployment;
+        let mut patch = scheduling_patch("acme", "n1", kind, &Scheduling::of_workload(kind, &original));
+        mark_pods(&mut patch, "acme-prod/mig-1");
+        let mut moved_obj = original.clone();
+        apply(&mut moved_obj, &patch);
+        let template_meta = &moved_obj["spec"]["template"]["metadata"];
+        assert_eq!((&template_meta["labels"][MOVED_LABEL], &template_meta["annotations"][MIGRATION_ANNOTATION]), (&json!("true"), &json!("acme-prod/mig-1")));
+        assert_eq!(template_meta["labels"]["app"], original["spec"]["template"]["metadata"]["labels"]["app"], "the pods' own labels stay");
+        let saved = save_original(&original["spec"]["template"], original.pointer("/spec/strategy"));
+        let undo = restore_patch(kind, &saved, &moved_obj).unwrap();
+        apply(&mut moved_obj, &undo);
+        assert_eq!(moved_obj["spec"]["template"]["metadata"]["labels"], original["spec"]["template"]["metadata"]["labels"]);
+        assert!(moved_obj["spec"]["template"]["metadata"]["annotations"].get(MIGRATION_ANNOTATION).is_none());
+        // Nothing to remove from a template never marked (moved by an older version).
+        let mut plain = json!({});
+        unmark_pods(&mut plain, &original["spec"]["template"]);
+        assert_eq!(plain, json!({}));
     }
 
     #[test]
@@ -302,7 +346,7 @@ mod tests {
         apply(&mut after, &scheduling_patch("acme", "n1", kind, &Scheduling::of_workload(kind, &sts)));
         assert_eq!(after["spec"]["updateStrategy"], json!({ "type": "RollingUpdate", "rollingUpdate": { "partition": 0 } }));
         let saved = save_original(&sts["spec"]["template"], sts.pointer("/spec/updateStrategy"));
-        let undo = restore_patch(kind, &saved, &Scheduling::of_workload(kind, &after)).unwrap();
+        let undo = restore_patch(kind, &saved, &after).unwrap();
         apply(&mut after, &undo);
         after.as_object_mut().unwrap().remove("metadata");
         assert_eq!(after, sts);

@@ -122,8 +122,9 @@ fn selects(p: &Pod, hostname: &str) -> bool {
     p.spec.as_ref().and_then(|s| s.node_selector.as_ref()).and_then(|s| s.get(HOSTNAME_LABEL)).is_some_and(|n| n == hostname)
 }
 
-/// The scheduler's message if the pod has been unschedulable for at least `grace`.
-fn unschedulable(p: &Pod, grace: Duration, now: OffsetDateTime) -> Option<String> {
+/// Since when the scheduler has found no node for the pod (if it says), and its message;
+/// `None` while the pod is not unschedulable.
+fn unschedulable_condition(p: &Pod) -> Option<(Option<OffsetDateTime>, String)> {
     let cond = p
         .status
         .as_ref()?
@@ -131,8 +132,14 @@ fn unschedulable(p: &Pod, grace: Duration, now: OffsetDateTime) -> Option<String
         .as_ref()?
         .iter()
         .find(|c| c.type_ == "PodScheduled" && c.status == "False" && c.reason.as_deref() == Some("Unschedulable"))?;
-    let since = cond.last_transition_time.as_ref().map(|t| t.0.as_second()).and_then(|s| OffsetDateTime::from_unix_timestamp(s).ok()).unwrap_or(now);
-    (now - since >= grace).then(|| cond.message.clone().unwrap_or_else(|| "the scheduler found no node for the pod".into()))
+    let since = cond.last_transition_time.as_ref().and_then(|t| OffsetDateTime::from_unix_timestamp(t.0.as_second()).ok());
+    Some((since, cond.message.clone().unwrap_or_else(|| "the scheduler found no node for the pod".into())))
+}
+
+/// The scheduler's message if the pod has been unschedulable for at least `grace`.
+fn unschedulable(p: &Pod, grace: Duration, now: OffsetDateTime) -> Option<String> {
+    let (since, message) = unschedulable_condition(p)?;
+    (now - since.unwrap_or(now) >= grace).then_some(message)
 }
 
 /// A container stuck in a state that does not fix itself.
@@ -167,6 +174,29 @@ pub fn judge_move(counts: &Counts, pods: &[Pod], target: Target, started: Offset
         return Verdict::Failed(Cause::DeadlineExceeded(format!("{progress}{not_ready}")));
     }
     Verdict::Progressing(progress)
+}
+
+/// How long a move judged Progressing can wait for the next watch event before it must be
+/// looked at again anyway: until a new pod's scheduling grace runs out (no event marks that
+/// moment), or the deadline.
+pub fn next_check(pods: &[Pod], hostname: &str, started: OffsetDateTime, deadline: Duration, now: OffsetDateTime) -> Duration {
+    let grace = UNSCHEDULABLE_GRACE.min(deadline / 2);
+    let graces = pods
+        .iter()
+        .filter(|p| !is_terminating(p) && selects(p, hostname))
+        .filter_map(unschedulable_condition)
+        .map(|(since, _)| remaining(since.unwrap_or(now), grace, now));
+    graces.fold(until_deadline(started, deadline, now), Duration::min)
+}
+
+/// Time left until `started + deadline` (at least a moment, so a wait is never zero).
+pub fn until_deadline(started: OffsetDateTime, deadline: Duration, now: OffsetDateTime) -> Duration {
+    remaining(started, deadline, now)
+}
+
+fn remaining(since: OffsetDateTime, span: Duration, now: OffsetDateTime) -> Duration {
+    let left = (since + span) - now;
+    Duration::try_from(left).unwrap_or_default().max(Duration::from_millis(100))
 }
 
 /// Judges a rollback (the original template rolling out again).
@@ -268,6 +298,10 @@ mod tests {
         let pods = vec![pending, pod("old", None, Some("shared-1"), json!({}))];
         assert!(matches!(judge_move(&counts(1, 4, 3), &pods, N1, T0, DEADLINE, at(2)), Verdict::Progressing(_)), "within the grace");
         assert_eq!(judge_move(&counts(1, 4, 3), &pods, N1, T0, DEADLINE, at(7)), Verdict::Failed(Cause::Unschedulable(msg.into())));
+        // No event marks the end of the grace: the engine looks again right then, not later.
+        assert_eq!(next_check(&pods, "n1", T0, DEADLINE, at(2)), Duration::from_secs(4), "unschedulable since 1 s, grace 5 s");
+        assert_eq!(next_check(&pods[1..], "n1", T0, DEADLINE, at(2)), Duration::from_secs(58), "else at the deadline");
+        assert_eq!(next_check(&pods[1..], "n1", T0, DEADLINE, at(90)), Duration::from_millis(100), "never a zero wait");
     }
 
     #[test]
