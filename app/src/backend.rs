@@ -41,7 +41,7 @@ pub trait Backend: Send + Sync + 'static {
     /// or dismisses a failed request.
     async fn delete_dedicated_node(&self, user: &SessionUser, workspace: &str, name: &str) -> Result<(), AppError>;
     /// The Workload Migration screen: Ready dedicated nodes and the workspace's workloads.
-    async fn migration_screen(&self, user: &SessionUser, workspace: &str) -> Result<MigrationScreen, AppError>;
+    async fn migration_screen(&self, user: &SessionUser, workspace: &str, query: &WorkloadQuery) -> Result<MigrationScreen, AppError>;
     /// Fit check, phases and dry run of moving `workloads` to `node`.
     async fn plan_migration(&self, user: &SessionUser, workspace: &str, node: &str, workloads: &[WorkloadKey]) -> Result<MigrationPlan, AppError>;
     /// Starts a migration (or saves a phased plan and runs its first phase); returns where it

@@ -15,6 +15,17 @@ test('the whole use case: dedicated node, Migrate to Dedicated Node, zero downti
   await expect(web).toContainText('Guaranteed');
   await expect(workloadRow(page, 'Deployment', 'worker')).toContainText('One replica');
   await page.getByLabel('Migrate Deployment web in acme-production').check();
+  // The list filters (a GET form: the URL keeps it); what is selected stays selected.
+  const filter = page.getByLabel('Filter by name or namespace');
+  await filter.fill('work');
+  await page.getByRole('button', { name: 'Filter', exact: true }).click();
+  await expect(page).toHaveURL(/\/migrations\?filter=work&page=1$/);
+  await expect(workloadRow(page, 'Deployment', 'worker')).toBeVisible();
+  await expect(web).toHaveCount(0);
+  await expect(page.getByText(/\d+ of \d+ workloads match · 1 selected/)).toBeVisible();
+  await filter.fill('');
+  await page.getByRole('button', { name: 'Filter', exact: true }).click();
+  await expect(page.getByLabel('Migrate Deployment web in acme-production')).toBeChecked();
   const fit = page.getByTestId('fit-check');
   await expect(fit).toContainText('Fits the node');
   await expect(fit).toContainText('20% headroom');

@@ -299,8 +299,61 @@ pub struct MigrationScreen {
     /// A metrics source is configured, so the latency guard can be offered.
     pub latency_guard_available: bool,
     pub nodes: Vec<TargetNode>,
+    /// One page of the workloads `listing` describes.
     pub workloads: Vec<MigratableWorkload>,
+    pub listing: WorkloadListing,
     pub cluster_error: Option<String>,
+}
+
+/// Workloads listed on one page of the migration screen: enough to scan, few enough that a
+/// workspace of a thousand workloads renders as fast as one of ten.
+pub const WORKLOADS_PER_PAGE: u32 = 50;
+
+/// The longest filter the migration screen takes.
+pub const MAX_FILTER_CHARS: usize = 100;
+
+/// Which workloads the migration screen lists: those whose name or namespace contains
+/// `filter` (any case), page `page` of them (from 1).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkloadQuery {
+    pub filter: String,
+    pub page: u32,
+}
+
+impl Default for WorkloadQuery {
+    fn default() -> Self {
+        Self { filter: String::new(), page: 1 }
+    }
+}
+
+impl WorkloadQuery {
+    /// The query as the user gave it (a URL's `?filter=&page=`), checked: the filter trimmed
+    /// and bounded, the page from 1.
+    pub fn new(filter: Option<String>, page: Option<u32>) -> Result<Self, String> {
+        let filter = filter.unwrap_or_default().trim().to_string();
+        if filter.chars().count() > MAX_FILTER_CHARS {
+            return Err(format!("A filter is at most {MAX_FILTER_CHARS} characters."));
+        }
+        Ok(Self { filter, page: page.unwrap_or(1).max(1) })
+    }
+
+    /// Whether a workload's name or namespace contains the filter, in any case.
+    pub fn matches(&self, key: &WorkloadKey) -> bool {
+        let contains = |text: &str| text.to_lowercase().contains(&self.filter.to_lowercase());
+        self.filter.is_empty() || contains(&key.name) || contains(&key.namespace)
+    }
+}
+
+/// Which page of which workloads the screen shows.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct WorkloadListing {
+    pub filter: String,
+    /// The page shown, from 1 (the last one when the query asked past it).
+    pub page: u32,
+    pub pages: u32,
+    /// Workloads the filter matches, and all of the workspace's.
+    pub matching: u32,
+    pub total: u32,
 }
 
 /// One phase of a (possibly phased) migration plan.

@@ -5,15 +5,23 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
 
-use crate::components::{Badge, Card, ErrorNotice, PageHeader, BUTTON_PRIMARY, INPUT};
+use leptos_router::components::Form;
+use leptos_router::hooks::use_query_map;
+use leptos_router::params::ParamsMap;
+
+use crate::components::{Badge, Card, ErrorNotice, PageHeader, BUTTON_PRIMARY, BUTTON_SECONDARY, INPUT};
 use crate::error::AppError;
-use crate::model::{format_amount, MigratableWorkload, MigrationPlan, MigrationScreen, Role, TargetNode, Tone, WorkloadKey};
+use crate::model::{format_amount, MigratableWorkload, MigrationPlan, MigrationScreen, Role, TargetNode, Tone, WorkloadKey, WorkloadListing, MAX_FILTER_CHARS};
 use crate::pages::layout::use_workspace_slug;
 
+/// One page of the workspace's workloads (`filter` on name or namespace, `page` from 1), and
+/// the nodes they can move to.
 #[server(endpoint = "load_migration_screen")]
-pub async fn load_migration_screen(workspace: String) -> Result<MigrationScreen, AppError> {
+pub async fn load_migration_screen(workspace: String, filter: Option<String>, page: Option<u32>) -> Result<MigrationScreen, AppError> {
     use crate::context::*;
-    backend()?.migration_screen(&current_user()?, &workspace).await
+    let user = current_user()?;
+    let query = crate::model::WorkloadQuery::new(filter, page).map_err(AppError::Invalid)?;
+    backend()?.migration_screen(&user, &workspace, &query).await
 }
 
 /// `workloads` is a comma-separated list of `namespace/Kind/name`.
@@ -25,17 +33,56 @@ pub async fn plan_migration(workspace: String, node: String, workloads: String) 
     backend()?.plan_migration(&user, &workspace, &node, &keys).await
 }
 
+/// What the user chose on the screen: the target node, the selected workloads and their plan.
+/// It outlives a page of the list (workloads ticked on page 1 and on page 3 move together) and
+/// is forgotten when the workspace changes.
+#[derive(Clone, Copy)]
+struct Choice {
+    node: RwSignal<String>,
+    selected: RwSignal<Vec<WorkloadKey>>,
+    plan: Resource<Result<Option<MigrationPlan>, AppError>>,
+}
+
+impl Choice {
+    fn new(slug: Memo<String>) -> Self {
+        let node = RwSignal::new(String::new());
+        let selected = RwSignal::new(Vec::<WorkloadKey>::new());
+        Effect::watch(
+            move || slug.get(),
+            move |_, _, _| {
+                node.set(String::new());
+                selected.set(vec![]);
+            },
+            false,
+        );
+        let plan = Resource::new(
+            move || (slug.get(), node.get(), WorkloadKey::join(&selected.get())),
+            |(ws, n, k)| async move {
+                if k.is_empty() || n.is_empty() {
+                    Ok(None)
+                } else {
+                    plan_migration(ws, n, k).await.map(Some)
+                }
+            },
+        );
+        Self { node, selected, plan }
+    }
+}
+
 #[component]
 pub fn WorkloadMigrationPage() -> impl IntoView {
     let slug = use_workspace_slug();
-    let screen = Resource::new(move || slug.get(), load_migration_screen);
+    let query = use_query_map();
+    let asked = move || query.with(|q| (q.get("filter"), q.get("page").and_then(|p| p.parse::<u32>().ok())));
+    let screen = Resource::new(move || (slug.get(), asked()), |(ws, (filter, page))| load_migration_screen(ws, filter, page));
+    let choice = Choice::new(slug);
     view! {
         <Title text="Workload Migration"/>
         <PageHeader title="Workload Migration" subtitle="Move production workloads from the shared pool onto a dedicated node without downtime."/>
         <Transition fallback=|| view! { <p class="text-sm text-slate-500">"Loading workloads…"</p> }>
             {move || Suspend::new(async move {
                 match screen.await {
-                    Ok(s) => view! { <Migration s/> }.into_any(),
+                    Ok(s) => view! { <Migration s choice/> }.into_any(),
                     Err(e) => view! { <ErrorNotice error=e/> }.into_any(),
                 }
             })}
@@ -44,7 +91,7 @@ pub fn WorkloadMigrationPage() -> impl IntoView {
 }
 
 #[component]
-fn Migration(s: MigrationScreen) -> impl IntoView {
+fn Migration(s: MigrationScreen, choice: Choice) -> impl IntoView {
     if let Some(msg) = s.cluster_error.clone() {
         return view! { <ErrorNotice error=AppError::ClusterUnavailable(msg)/> }.into_any();
     }
@@ -58,30 +105,21 @@ fn Migration(s: MigrationScreen) -> impl IntoView {
         }
         .into_any();
     }
+    let Choice { node, selected, plan } = choice;
+    // The first Ready node is the target until the user picks another (or theirs is gone).
+    if !s.nodes.iter().any(|n| n.name == node.get_untracked()) {
+        node.set(s.nodes[0].name.clone());
+    }
     let ws = s.workspace.slug.clone();
-    let node = RwSignal::new(s.nodes[0].name.clone());
-    let selected = RwSignal::new(Vec::<WorkloadKey>::new());
-    let keys = move || WorkloadKey::join(&selected.get());
-    let ws_plan = ws.clone();
-    let plan = Resource::new(
-        move || (node.get(), keys()),
-        move |(n, k)| {
-            let ws = ws_plan.clone();
-            async move {
-                if k.is_empty() {
-                    Ok(None)
-                } else {
-                    plan_migration(ws, n, k).await.map(Some)
-                }
-            }
-        },
-    );
+    let list_action = format!("/w/{ws}/migrations");
     let nodes = s.nodes.clone();
     view! {
         <div class="grid gap-6 lg:grid-cols-3">
             <div class="space-y-6 lg:col-span-2">
                 <Card title="Migratable applications and services">
+                    <WorkloadFilter action=list_action listing=s.listing.clone() selected/>
                     <WorkloadTable workloads=s.workloads.clone() selected/>
+                    <Pager listing=s.listing.clone()/>
                 </Card>
                 <Card title="Dry run: what will change, in order">
                     <Transition fallback=|| ()>
@@ -119,6 +157,58 @@ fn Migration(s: MigrationScreen) -> impl IntoView {
                 {view! { <StartMigration ws=ws.clone() role=s.workspace.role node selected plan guard=s.latency_guard_available/> }}
             </aside>
         </div>
+    }
+    .into_any()
+}
+
+/// The filter over the list (a GET form: it works before the page is interactive, and the
+/// URL keeps it), with how many workloads it matches and how many are selected.
+#[component]
+fn WorkloadFilter(action: String, listing: WorkloadListing, selected: RwSignal<Vec<WorkloadKey>>) -> impl IntoView {
+    let shown =
+        if listing.filter.is_empty() { format!("{} workloads", listing.total) } else { format!("{} of {} workloads match", listing.matching, listing.total) };
+    view! {
+        <div class="mb-3 flex flex-wrap items-end justify-between gap-3">
+            <Form method="GET" action attr:role="search" attr:class="flex items-end gap-2">
+                <label class="block">
+                    <span class="mb-1 block text-xs font-medium text-slate-600 dark:text-slate-400">"Filter by name or namespace"</span>
+                    <input type="search" name="filter" class=INPUT value=listing.filter maxlength=MAX_FILTER_CHARS.to_string()/>
+                </label>
+                // A new filter starts at its first page.
+                <button type="submit" name="page" value="1" class=BUTTON_SECONDARY>"Filter"</button>
+            </Form>
+            <p class="text-sm text-slate-600 dark:text-slate-400" aria-live="polite">
+                {shown}
+                {move || match selected.with(Vec::len) {
+                    0 => String::new(),
+                    n => format!(" · {n} selected"),
+                }}
+            </p>
+        </div>
+    }
+}
+
+/// Previous / next page of the list, keeping the filter.
+#[component]
+fn Pager(listing: WorkloadListing) -> impl IntoView {
+    if listing.pages <= 1 {
+        return ().into_any();
+    }
+    let href = move |page: u32| {
+        let mut q = ParamsMap::new();
+        if !listing.filter.is_empty() {
+            q.insert("filter", listing.filter.clone());
+        }
+        q.insert("page", page.to_string());
+        q.to_query_string()
+    };
+    let link = move |page: u32, text: &'static str, rel: &'static str| view! { <a class=BUTTON_SECONDARY href=href(page) rel=rel>{text}</a> };
+    view! {
+        <nav aria-label="Workload pages" class="mt-4 flex items-center justify-between gap-3 text-sm">
+            {(listing.page > 1).then(|| link(listing.page - 1, "Previous", "prev"))}
+            <span class="tabular-nums text-slate-600 dark:text-slate-400">{format!("Page {} of {}", listing.page, listing.pages)}</span>
+            {(listing.page < listing.pages).then(|| link(listing.page + 1, "Next", "next"))}
+        </nav>
     }
     .into_any()
 }

@@ -81,19 +81,38 @@ impl DashboardBackend {
             .collect()
     }
 
-    pub(super) async fn migration_screen_for(&self, ws: WorkspaceSummary) -> Result<MigrationScreen, AppError> {
+    pub(super) async fn migration_screen_for(&self, ws: WorkspaceSummary, query: &WorkloadQuery) -> Result<MigrationScreen, AppError> {
         let guard = self.latency_guard;
         Ok(match self.snapshot().await {
-            Ok(snapshot) => Self::migration_screen_of(&snapshot, ws, guard),
-            Err(m) => MigrationScreen { workspace: ws, nodes: vec![], workloads: vec![], cluster_error: Some(m), latency_guard_available: guard },
+            Ok(snapshot) => Self::migration_screen_of(&snapshot, ws, guard, query),
+            Err(m) => MigrationScreen {
+                workspace: ws,
+                nodes: vec![],
+                workloads: vec![],
+                listing: WorkloadListing::default(),
+                cluster_error: Some(m),
+                latency_guard_available: guard,
+            },
         })
     }
 
-    /// The Workload Migration screen from one snapshot (pure).
-    pub fn migration_screen_of(snapshot: &Snapshot, ws: WorkspaceSummary, latency_guard_available: bool) -> MigrationScreen {
+    /// The Workload Migration screen from one snapshot (pure): the target nodes and the page of
+    /// workloads `query` asks for.
+    pub fn migration_screen_of(snapshot: &Snapshot, ws: WorkspaceSummary, latency_guard_available: bool, query: &WorkloadQuery) -> MigrationScreen {
         let nodes = Self::ready_nodes(snapshot, &ws.slug);
-        let workloads = snapshot.workloads(&ws.slug).iter().map(migratable).collect();
-        MigrationScreen { workspace: ws, nodes, workloads, cluster_error: None, latency_guard_available }
+        let all = snapshot.workloads(&ws.slug);
+        let matching: Vec<&Workload> = all.iter().filter(|w| query.matches(&w.key)).collect();
+        let pages = (matching.len() as u32).div_ceil(WORKLOADS_PER_PAGE).max(1);
+        let page = query.page.clamp(1, pages);
+        let shown = matching.iter().skip(((page - 1) * WORKLOADS_PER_PAGE) as usize).take(WORKLOADS_PER_PAGE as usize);
+        MigrationScreen {
+            workspace: ws,
+            nodes,
+            workloads: shown.map(|w| migratable(w)).collect(),
+            listing: WorkloadListing { filter: query.filter.clone(), page, pages, matching: matching.len() as u32, total: all.len() as u32 },
+            cluster_error: None,
+            latency_guard_available,
+        }
     }
 
     /// The workloads named by `keys`, each once, in the workspace; unknown ones are refused.
@@ -160,5 +179,69 @@ impl DashboardBackend {
             steps,
         };
         Ok((plan, selected))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use serde_json::json;
+
+    /// A workspace `ws` with `n` Deployments w-000 … in its namespace `ws-prod`.
+    fn obj<K: serde::de::DeserializeOwned>(v: serde_json::Value) -> Arc<K> {
+        Arc::new(serde_json::from_value(v).unwrap())
+    }
+
+    fn snapshot(n: usize) -> Snapshot {
+        Snapshot {
+            namespaces: vec![obj(json!({ "metadata": { "name": "ws-prod", "labels": { labels::WORKSPACE: "ws" } } }))],
+            deployments: (0..n)
+                .map(|i| {
+                    obj(json!({ "metadata": { "namespace": "ws-prod", "name": format!("w-{i:03}") },
+                                "spec": { "replicas": 2, "selector": { "matchLabels": { "app": format!("w-{i:03}") } },
+                                          "template": { "metadata": { "labels": { "app": format!("w-{i:03}") } }, "spec": { "containers": [{ "name": "c" }] } } } }))
+                })
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    fn screen(s: &Snapshot, filter: &str, page: u32) -> MigrationScreen {
+        let ws = WorkspaceSummary { slug: "ws".into(), name: "WS".into(), plan: Plan::Team, role: Role::Owner };
+        let query = WorkloadQuery::new(Some(filter.into()), Some(page)).unwrap();
+        DashboardBackend::migration_screen_of(s, ws, false, &query)
+    }
+
+    fn names(screen: &MigrationScreen) -> Vec<String> {
+        screen.workloads.iter().map(|w| w.key.name.clone()).collect()
+    }
+
+    #[test]
+    fn the_screen_lists_a_page_of_the_workloads_at_a_time() {
+        let s = snapshot(120);
+        let first = screen(&s, "", 1);
+        assert_eq!(first.workloads.len(), WORKLOADS_PER_PAGE as usize);
+        assert_eq!(names(&first)[0], "w-000");
+        assert_eq!((first.listing.page, first.listing.pages, first.listing.matching, first.listing.total), (1, 3, 120, 120));
+        let last = screen(&s, "", 3);
+        assert_eq!(names(&last).first().map(String::as_str), Some("w-100"));
+        assert_eq!(last.workloads.len(), 20);
+        assert_eq!(screen(&s, "", 9).listing.page, 3, "past the end is the last page");
+        assert_eq!(screen(&s, "", 0).listing.page, 1, "pages count from 1");
+    }
+
+    #[test]
+    fn a_filter_matches_names_and_namespaces_in_any_case() {
+        let s = snapshot(120);
+        let tens = screen(&s, " W-01 ", 1);
+        assert_eq!(names(&tens), (10..20).map(|i| format!("w-{i:03}")).collect::<Vec<_>>());
+        assert_eq!((tens.listing.matching, tens.listing.total, tens.listing.pages, tens.listing.filter.as_str()), (10, 120, 1, "W-01"));
+        assert_eq!(screen(&s, "ws-PROD", 1).listing.matching, 120, "the namespace matches too");
+        let none = screen(&s, "nothing", 1);
+        assert!(none.workloads.is_empty());
+        assert_eq!((none.listing.page, none.listing.pages), (1, 1));
+        assert!(WorkloadQuery::new(Some("x".repeat(MAX_FILTER_CHARS + 1)), None).is_err(), "a filter has a bound");
     }
 }

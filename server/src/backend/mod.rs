@@ -249,9 +249,9 @@ impl Backend for DashboardBackend {
         self.delete_node(user, &ws, name).await
     }
 
-    async fn migration_screen(&self, user: &SessionUser, workspace: &str) -> Result<MigrationScreen, AppError> {
+    async fn migration_screen(&self, user: &SessionUser, workspace: &str, query: &WorkloadQuery) -> Result<MigrationScreen, AppError> {
         let ws = self.dedicated_capable(user, workspace).await?;
-        self.migration_screen_for(ws).await
+        self.migration_screen_for(ws, query).await
     }
 
     async fn plan_migration(&self, user: &SessionUser, workspace: &str, node: &str, workloads: &[WorkloadKey]) -> Result<MigrationPlan, AppError> {
