@@ -1,5 +1,7 @@
 //! The Workload Migration screen: what can move, where, and the plan (fit, phases, dry run).
 
+use std::collections::BTreeSet;
+
 use app::error::AppError;
 use app::model::*;
 
@@ -100,15 +102,17 @@ impl DashboardBackend {
     /// workloads `query` asks for.
     pub fn migration_screen_of(snapshot: &Snapshot, ws: WorkspaceSummary, latency_guard_available: bool, query: &WorkloadQuery) -> MigrationScreen {
         let nodes = Self::ready_nodes(snapshot, &ws.slug);
-        let all = snapshot.workloads(&ws.slug);
-        let matching: Vec<&Workload> = all.iter().filter(|w| query.matches(&w.key)).collect();
+        // Count, filter and page by key; only the page's workloads are read further.
+        let all = snapshot.workload_keys(&ws.slug);
+        let matching: Vec<&WorkloadKey> = all.iter().filter(|k| query.matches(k)).collect();
         let pages = (matching.len() as u32).div_ceil(WORKLOADS_PER_PAGE).max(1);
         let page = query.page.clamp(1, pages);
-        let shown = matching.iter().skip(((page - 1) * WORKLOADS_PER_PAGE) as usize).take(WORKLOADS_PER_PAGE as usize);
+        let shown: BTreeSet<&WorkloadKey> =
+            matching.iter().skip(((page - 1) * WORKLOADS_PER_PAGE) as usize).take(WORKLOADS_PER_PAGE as usize).copied().collect();
         MigrationScreen {
+            workloads: snapshot.workloads_where(&ws.slug, |k| shown.contains(k)).iter().map(migratable).collect(),
             workspace: ws,
             nodes,
-            workloads: shown.map(|w| migratable(w)).collect(),
             listing: WorkloadListing { filter: query.filter.clone(), page, pages, matching: matching.len() as u32, total: all.len() as u32 },
             cluster_error: None,
             latency_guard_available,
@@ -123,7 +127,7 @@ impl DashboardBackend {
         if keys.len() > MAX_WORKLOADS {
             return Err(AppError::Invalid(format!("At most {MAX_WORKLOADS} workloads move in one migration.")));
         }
-        let all = snapshot.workloads(ws);
+        let all = snapshot.workloads_where(ws, |k| keys.contains(k));
         let mut out: Vec<Workload> = Vec::new();
         for k in keys {
             let w = all.iter().find(|w| &w.key == k).ok_or_else(|| AppError::Invalid(format!("No workload {k} in {ws}.")))?;

@@ -1,5 +1,6 @@
 //! The cluster as the dashboard reads it: one watch per kind, each kept in a kube-rs reflector
-//! store, started with the server. Pages read a [`Snapshot`] of the stores (pure functions
+//! store (pods in an index of small records by node and namespace, `pods`), started with the
+//! server. Pages read a [`Snapshot`] of the stores (pure functions
 //! over it, no API call); live streams wait on the kinds' change counters, so a thousand open
 //! pages share these few watches; writes still go to the API server, and the writer then
 //! waits for its write to come back through the watch ([`Reflected::caught_up`]) so the next

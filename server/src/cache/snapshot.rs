@@ -101,12 +101,23 @@ impl Snapshot {
 
     /// The workspace's Deployments and StatefulSets.
     pub fn workloads(&self, ws: &str) -> Vec<Workload> {
+        self.workloads_where(ws, |_| true)
+    }
+
+    /// The workspace's workloads that `keep` keeps by key (the others are not read further).
+    pub fn workloads_where(&self, ws: &str, keep: impl Fn(&WorkloadKey) -> bool) -> Vec<Workload> {
         workloads::workloads_in(
             &self.workspace_namespaces(ws),
             self.deployments.iter().map(|d| &**d),
             self.stateful_sets.iter().map(|s| &**s),
             self.budgets.iter().map(|b| &**b),
+            keep,
         )
+    }
+
+    /// The keys of the workspace's workloads, in the order the lists show them.
+    pub fn workload_keys(&self, ws: &str) -> Vec<WorkloadKey> {
+        workloads::workload_keys_in(&self.workspace_namespaces(ws), self.deployments.iter().map(|d| &**d), self.stateful_sets.iter().map(|s| &**s))
     }
 
     /// The pods of a workload, by its whole selector; none when the workload is gone.

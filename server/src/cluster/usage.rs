@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use app::model::{SharedPoolUsage, UsageBar};
+use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod, ResourceQuota};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -94,12 +95,20 @@ pub async fn shared_pool_usage(client: &Client, ws: &str) -> Result<SharedPoolUs
         quotas.extend(Api::<ResourceQuota>::namespaced(client.clone(), ns).list(&ListParams::default()).await?.items);
     }
     let pool = shared_pool_nodes(client).await?;
-    let mut on_pool = Vec::new();
-    for node in &pool {
-        on_pool.extend(Api::<Pod>::all(client.clone()).list(&ListParams::default().fields(&format!("spec.nodeName={node}"))).await?.items);
+    // Only the other workspaces' pods can make a neighbour: a LIST per such namespace (a few
+    // at once), never one per pool node (2,000 LISTs, minutes, on a platform's pool).
+    let others: Vec<Api<Pod>> = workspaces.iter().filter(|(_, w)| w.as_str() != ws).map(|(ns, _)| Api::namespaced(client.clone(), ns)).collect();
+    let lists: Vec<_> = futures::stream::iter(others).map(list_pods).buffer_unordered(8).collect().await;
+    let mut pods = Vec::new();
+    for list in lists {
+        pods.extend(list?.items);
     }
     let pool: BTreeSet<&str> = pool.iter().map(String::as_str).collect();
-    Ok(pool_usage(&workspaces, &quotas, &pool, &Pods::of(&on_pool), ws))
+    Ok(pool_usage(&workspaces, &quotas, &pool, &Pods::of(&pods), ws))
+}
+
+async fn list_pods(api: Api<Pod>) -> Result<kube::core::ObjectList<Pod>, kube::Error> {
+    api.list(&ListParams::default()).await
 }
 
 #[cfg(test)]

@@ -111,13 +111,15 @@ fn from_template(
     }
 }
 
-/// The workloads of the given namespaces, from the cluster's Deployments, StatefulSets and
-/// budgets (pure; any of them may hold objects of other namespaces too).
+/// The workloads of the given namespaces that `keep` keeps (by key: a page of a list, a
+/// selection), from the cluster's Deployments, StatefulSets and budgets (pure; any of them may
+/// hold objects of other namespaces too). Only the kept ones are read beyond their names.
 pub fn workloads_in<'a>(
     namespaces: &BTreeSet<String>,
     deployments: impl IntoIterator<Item = &'a Deployment>,
     stateful_sets: impl IntoIterator<Item = &'a StatefulSet>,
     budgets: impl IntoIterator<Item = &'a PodDisruptionBudget>,
+    keep: impl Fn(&WorkloadKey) -> bool,
 ) -> Vec<Workload> {
     let ours = |m: &kube::core::ObjectMeta| m.namespace.as_ref().is_some_and(|ns| namespaces.contains(ns));
     let mut pdbs: BTreeMap<&str, Vec<&PodDisruptionBudget>> = BTreeMap::new();
@@ -127,28 +129,58 @@ pub fn workloads_in<'a>(
     let budgets_of = |ns: &str| pdbs.get(ns).map(Vec::as_slice).unwrap_or_default();
     let mut out = Vec::new();
     for d in deployments.into_iter().filter(|d| ours(&d.metadata)) {
-        let ns = d.metadata.namespace.as_deref().unwrap_or_default();
-        let key = WorkloadKey::new(ns, WorkloadKind::Deployment, d.metadata.name.clone().unwrap_or_default());
+        let key = key_of(&d.metadata, WorkloadKind::Deployment);
+        if !keep(&key) {
+            continue;
+        }
         let spec = &d.spec;
         let replicas = spec.replicas.unwrap_or(1);
         let max_surge = spec.strategy.as_ref().and_then(|s| s.rolling_update.as_ref()).and_then(|r| r.max_surge.as_ref());
         let scheduling = Scheduling::of_deployment(d);
-        out.push(from_template(key, replicas, &spec.template, capacity::surge_pods(max_surge, replicas), scheduling, budgets_of(ns)));
+        let budgets = budgets_of(&key.namespace);
+        out.push(from_template(key, replicas, &spec.template, capacity::surge_pods(max_surge, replicas), scheduling, budgets));
     }
     for s in stateful_sets.into_iter().filter(|s| ours(&s.metadata)) {
-        let ns = s.metadata.namespace.as_deref().unwrap_or_default();
-        let key = WorkloadKey::new(ns, WorkloadKind::StatefulSet, s.metadata.name.clone().unwrap_or_default());
+        let key = key_of(&s.metadata, WorkloadKind::StatefulSet);
+        if !keep(&key) {
+            continue;
+        }
         let spec = &s.spec;
         let scheduling = Scheduling::of_stateful_set(s);
+        let budgets = budgets_of(&key.namespace);
         // A StatefulSet replaces pods one by one: no extra pod at any time.
-        out.push(from_template(key, spec.replicas.unwrap_or(1), &spec.template, 0, scheduling, budgets_of(ns)));
+        out.push(from_template(key, spec.replicas.unwrap_or(1), &spec.template, 0, scheduling, budgets));
     }
-    // As the API server lists them: by namespace, Deployments first, then by name.
-    fn order(w: &Workload) -> (&str, bool, &str) {
-        (&w.key.namespace, w.key.kind == WorkloadKind::StatefulSet, &w.key.name)
-    }
-    out.sort_by(|a, b| order(a).cmp(&order(b)));
+    out.sort_by(|a, b| listing_order(&a.key).cmp(&listing_order(&b.key)));
     out
+}
+
+/// The keys of the workloads of the given namespaces, in [`listing_order`]: what a list of
+/// them counts, filters and pages without reading any workload further.
+pub fn workload_keys_in<'a>(
+    namespaces: &BTreeSet<String>,
+    deployments: impl IntoIterator<Item = &'a Deployment>,
+    stateful_sets: impl IntoIterator<Item = &'a StatefulSet>,
+) -> Vec<WorkloadKey> {
+    let ours = |m: &&kube::core::ObjectMeta| m.namespace.as_ref().is_some_and(|ns| namespaces.contains(ns));
+    let mut keys: Vec<WorkloadKey> = deployments
+        .into_iter()
+        .map(|d| &d.metadata)
+        .filter(ours)
+        .map(|m| key_of(m, WorkloadKind::Deployment))
+        .chain(stateful_sets.into_iter().map(|s| &s.metadata).filter(ours).map(|m| key_of(m, WorkloadKind::StatefulSet)))
+        .collect();
+    keys.sort_by(|a, b| listing_order(a).cmp(&listing_order(b)));
+    keys
+}
+
+fn key_of(meta: &kube::core::ObjectMeta, kind: WorkloadKind) -> WorkloadKey {
+    WorkloadKey::new(meta.namespace.as_deref().unwrap_or_default(), kind, meta.name.clone().unwrap_or_default())
+}
+
+/// As the API server lists workloads: by namespace, Deployments first, then by name.
+fn listing_order(key: &WorkloadKey) -> (&str, bool, &str) {
+    (&key.namespace, key.kind == WorkloadKind::StatefulSet, &key.name)
 }
 
 #[cfg(test)]
