@@ -508,8 +508,6 @@ async fn main() {
         measured: format!("p50 {:.1} ms (p95 {:.1})", percentile(plans.clone(), 0.5), percentile(plans, 0.95)),
     });
 
-    rows.push(migration_vs_rollout(&client, &hc, &cached.base, &node).await);
-
     // Live streams: every page a viewer of its own, all on one server.
     let store = server::store::Store::new(server::db::connect(&cached.db).await.unwrap());
     let workspace = store.workspace_id(WS).await.unwrap().unwrap();
@@ -564,6 +562,8 @@ async fn main() {
         ),
     });
     tasks.iter().for_each(|t| t.abort());
+    // After the streams' RSS: a migration's work must not count as theirs.
+    rows.push(migration_vs_rollout(&client, &hc, &cached.base, &node).await);
     rows.push(Row {
         measure: "Server RSS idle / with the scale cluster cached".into(),
         target: "report both".into(),
