@@ -280,7 +280,7 @@ async fn profile_reads(scale: &Scale) -> Row {
     let snapshot = Snapshot {
         namespaces: vec![namespace(BENCH_NS.into(), Some(WS)), namespace(WS.into(), Some(WS))],
         nodes: (0..scale.nodes).map(|i| Arc::new(node(i))).collect(),
-        pods: server::cache::pods::Pods::of(
+        pods: server::cluster::pods::Pods::of(
             &(0..scale.pods).map(|i| tenant_pod(i, scale.nodes)).chain((0..scale.workloads).map(workload_pod)).collect::<Vec<_>>(),
         ),
         deployments: (0..scale.workloads).map(|i| Arc::new(workload(i))).collect(),

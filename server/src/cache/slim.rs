@@ -1,4 +1,4 @@
-//! What the cache keeps of each object other than pods (those become a `pods::PodRecord`):
+//! What the cache keeps of each object other than pods (those become a `cluster::pods::PodRecord`):
 //! the objects without the server's bookkeeping. Every field a pure read in `cluster` or
 //! `backend` looks at must survive here: `tests/cache.rs` compares cached reads with direct
 //! ones on a seeded cluster.

@@ -14,8 +14,8 @@ use kube::api::{Api, ListParams};
 use kube::core::{PartialObjectMeta, SelectorExt};
 use kube::{Client, ResourceExt};
 
-use super::pods::{PodRecord, Pods};
 use crate::capacity::{self, Resources};
+use crate::cluster::pods::{PodRecord, Pods};
 use crate::cluster::workloads::{self, Workload};
 use crate::cluster::{self as cluster, labels, usage};
 use crate::crd::DedicatedNode;

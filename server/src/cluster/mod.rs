@@ -2,6 +2,7 @@
 //! shared-pool usage and its workloads.
 
 pub mod labels;
+pub mod pods;
 pub mod usage;
 pub mod workloads;
 

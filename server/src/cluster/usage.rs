@@ -12,7 +12,7 @@ use kube::api::{Api, ListParams};
 use kube::Client;
 
 use super::labels;
-use crate::cache::pods::Pods;
+use super::pods::Pods;
 use crate::capacity::{self, GIB};
 
 /// Sums of one quota resource across the workspace's namespaces.
