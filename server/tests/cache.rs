@@ -36,6 +36,15 @@ fn without_ages(mut v: Value) -> Value {
     v
 }
 
+/// Waits until `done` holds, at most 20 s (no reload logic on the page: the cache brings it).
+async fn eventually<F: std::future::Future<Output = bool>>(what: impl std::fmt::Display, mut done: impl FnMut() -> F) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !done().await {
+        assert!(tokio::time::Instant::now() < deadline, "{what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 #[tokio::test]
 async fn every_screen_read_from_the_caches_equals_the_direct_read() {
     let cached = TestServer::start(backends()[0]).await;
@@ -87,14 +96,9 @@ async fn a_change_made_with_kubectl_reaches_a_cache_backed_page() {
     }))
     .unwrap();
     let hard = || async { read(&srv, &http, "load_node_overview", &[("workspace", WS)]).await["shared_pool"]["cpu"]["hard"].as_f64().unwrap_or(0.0) };
-    // Within 20 s, the page's shared-pool CPU limit is `want` (no reload logic on the page).
-    let page_shows = |want: f64, what: &'static str| async move {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-        while (hard().await - want).abs() > 1e-9 {
-            assert!(tokio::time::Instant::now() < deadline, "{what} never reached the page");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    };
+    // The page's shared-pool CPU limit becomes `want`.
+    let page_shows =
+        |want: f64, what: &'static str| eventually(format!("{what} never reached the page"), move || async move { (hard().await - want).abs() <= 1e-9 });
     let before = hard().await;
     Api::<ResourceQuota>::namespaced(client.clone(), &ns).create(&PostParams::default(), &quota).await.expect("quota created");
     // The quota controller fills status.hard; the page shows it.
@@ -119,13 +123,7 @@ async fn a_pod_that_comes_and_goes_reaches_a_cache_backed_page() {
     let shared = Api::<Node>::all(client.clone()).list_metadata(&pool).await.unwrap().items.into_iter().next().expect("a shared node");
     let host = shared.metadata.labels.as_ref().and_then(|l| l.get(labels::HOSTNAME)).cloned().expect("its hostname");
     let neighbours = || async { read(&srv, &http, "load_node_overview", &[("workspace", WS)]).await["shared_pool"]["neighbour_workspaces"].as_u64().unwrap() };
-    let page_shows = |want: u64, what: &'static str| async move {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-        while neighbours().await != want {
-            assert!(tokio::time::Instant::now() < deadline, "{what} never reached the page");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    };
+    let page_shows = |want: u64, what: &'static str| eventually(format!("{what} never reached the page"), move || async move { neighbours().await == want });
     // A cache of this test's own, to see the index itself: a finished pod shows nowhere on a
     // page, but must not stay in the index after it is deleted.
     let cache = server::cache::ClusterCache::start(client.clone());
@@ -138,18 +136,10 @@ async fn a_pod_that_comes_and_goes_reaches_a_cache_backed_page() {
     let pods = Api::<Pod>::namespaced(client.clone(), &ns);
     pods.create(&PostParams::default(), &pod).await.expect("pod created");
     page_shows(before + 1, "the new neighbour's pod").await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while cache.pods.state().in_namespace(&ns).len() != 1 {
-        assert!(tokio::time::Instant::now() < deadline, "the pod never reached the cache's index");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually("the pod never reached the cache's index", || async { cache.pods.state().in_namespace(&ns).len() == 1 }).await;
     pods.delete("neighbour", &DeleteParams { grace_period_seconds: Some(0), ..Default::default() }).await.expect("pod deleted");
     page_shows(before, "the pod's deletion").await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while !cache.pods.state().in_namespace(&ns).is_empty() {
-        assert!(tokio::time::Instant::now() < deadline, "the deleted pod stays in the cache's index");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually("the deleted pod stays in the cache's index", || async { cache.pods.state().in_namespace(&ns).is_empty() }).await;
     assert!(cache.is_synced());
     drop(cleanup);
     srv.stop().await;
