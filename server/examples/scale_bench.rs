@@ -677,9 +677,11 @@ async fn migration_vs_rollout(client: &Client, http: &reqwest::Client, base: &st
     let rollout_low = lowest.swap(REPLICAS, std::sync::atomic::Ordering::Relaxed);
 
     let t = Instant::now();
+    let wall = time::OffsetDateTime::now_utc();
     let workloads = format!("{BENCH_NS}/Deployment/{NAME}");
     let r =
         http.post(format!("{base}/api/start_migration")).form(&[("workspace", WS), ("node", node), ("workloads", workloads.as_str())]).send().await.unwrap();
+    let answered = t.elapsed().as_secs_f64();
     let location = r.headers().get("location").and_then(|l| l.to_str().ok()).unwrap_or_default().to_string();
     let migration = location.rsplit('/').next().unwrap_or_default().to_string();
     assert!(migration.starts_with("mig-"), "start_migration answered {} {location}", r.status());
@@ -696,6 +698,20 @@ async fn migration_vs_rollout(client: &Client, http: &reqwest::Client, base: &st
     .await
     .expect("the migration settled");
     let migrated = t.elapsed().as_secs_f64();
+    // Where the time went, from the migration's own timestamps (seconds after the click).
+    let at = |rfc: Option<&str>| {
+        rfc.and_then(|s| time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok())
+            .map_or("?".to_string(), |x| format!("{:.2}", (x - wall).as_seconds_f64()))
+    };
+    let moved = status.workloads.first();
+    let steps = format!(
+        "start_migration answered {answered:.2}, before recorded {}, move started {}, moved {}, finished {}, seen {migrated:.2}",
+        at(status.before.as_ref().map(|b| b.taken_at.as_str())),
+        at(moved.and_then(|w| w.started_at.as_deref())),
+        at(moved.and_then(|w| w.finished_at.as_deref())),
+        at(status.finished_at.as_deref()),
+    );
+    eprintln!("bench: migration steps (s after the click): {steps}");
     let migration_low = lowest.load(std::sync::atomic::Ordering::Relaxed);
     probe.abort();
     let _ = migrations.delete(&migration, &Default::default()).await;
@@ -704,7 +720,7 @@ async fn migration_vs_rollout(client: &Client, http: &reqwest::Client, base: &st
         measure: format!("Migration of a {REPLICAS}-replica Deployment vs a plain rolling update of it (pods Ready 1 s after start, KWOK)"),
         target: "≤ 1.1×, lowest available == desired".into(),
         measured: format!(
-            "migration {migrated:.1} s ({:?}) vs rolling update {rollout:.1} s: {:.2}×; lowest available seen by an independent watch: {migration_low} of {REPLICAS} during the migration, {rollout_low} during the rolling update",
+            "migration {migrated:.1} s ({:?}) vs rolling update {rollout:.1} s: {:.2}×; lowest available seen by an independent watch: {migration_low} of {REPLICAS} during the migration, {rollout_low} during the rolling update; the migration's steps, s after the click: {steps}",
             status.phase,
             migrated / rollout
         ),

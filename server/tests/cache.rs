@@ -124,10 +124,17 @@ async fn a_pod_that_comes_and_goes_reaches_a_cache_backed_page() {
     let host = shared.metadata.labels.as_ref().and_then(|l| l.get(labels::HOSTNAME)).cloned().expect("its hostname");
     let neighbours = || async { read(&srv, &http, "load_node_overview", &[("workspace", WS)]).await["shared_pool"]["neighbour_workspaces"].as_u64().unwrap() };
     let page_shows = |want: u64, what: &'static str| eventually(format!("{what} never reached the page"), move || async move { neighbours().await == want });
+    // The engine records "before" straight from the API server (a LIST per other workspace's
+    // namespace, not the cache): it must count the same neighbour at the same moments.
+    let engine_sees = || async {
+        let pool = server::cluster::usage::shared_pool_nodes(&client).await.expect("the shared pool's nodes");
+        server::cluster::usage::shared_pool_usage(&client, WS, &pool).await.expect("the engine's direct read").neighbour_workspaces as u64
+    };
     // A cache of this test's own, to see the index itself: a finished pod shows nowhere on a
     // page, but must not stay in the index after it is deleted.
     let cache = server::cache::ClusterCache::start(client.clone());
     let before = neighbours().await;
+    assert_eq!(engine_sees().await, before, "the engine's direct read and the page disagree on the seeded cluster");
     let pod: Pod = serde_json::from_value(json!({
         "metadata": { "name": "neighbour" },
         "spec": { "nodeSelector": { labels::HOSTNAME: host }, "containers": [{ "name": "app", "image": "registry.local/app:1", "resources": { "requests": { "cpu": "10m" } } }] }
@@ -136,9 +143,11 @@ async fn a_pod_that_comes_and_goes_reaches_a_cache_backed_page() {
     let pods = Api::<Pod>::namespaced(client.clone(), &ns);
     pods.create(&PostParams::default(), &pod).await.expect("pod created");
     page_shows(before + 1, "the new neighbour's pod").await;
+    assert_eq!(engine_sees().await, before + 1, "the engine's direct read misses the neighbour the page shows");
     eventually("the pod never reached the cache's index", || async { cache.pods.state().in_namespace(&ns).len() == 1 }).await;
     pods.delete("neighbour", &DeleteParams { grace_period_seconds: Some(0), ..Default::default() }).await.expect("pod deleted");
     page_shows(before, "the pod's deletion").await;
+    assert_eq!(engine_sees().await, before, "the engine's direct read still counts a deleted pod's workspace");
     eventually("the deleted pod stays in the cache's index", || async { cache.pods.state().in_namespace(&ns).is_empty() }).await;
     assert!(cache.is_synced());
     drop(cleanup);

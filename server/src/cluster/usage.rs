@@ -87,28 +87,31 @@ pub fn pool_usage<'a>(
     }
 }
 
-/// [`pool_usage`] read straight from the API server (the engine's record of "before").
-pub async fn shared_pool_usage(client: &Client, ws: &str) -> Result<SharedPoolUsage, kube::Error> {
+/// [`pool_usage`] read straight from the API server (the engine's record of "before"), given
+/// the shared pool's node names (the caller needs them too, and on a platform's pool they are
+/// one of the larger LISTs).
+pub async fn shared_pool_usage(client: &Client, ws: &str, pool: &BTreeSet<String>) -> Result<SharedPoolUsage, kube::Error> {
     let workspaces = namespace_workspaces(client).await?;
-    let mut quotas = Vec::new();
-    for ns in workspaces.iter().filter(|(_, w)| w.as_str() == ws).map(|(ns, _)| ns) {
-        quotas.extend(Api::<ResourceQuota>::namespaced(client.clone(), ns).list(&ListParams::default()).await?.items);
-    }
-    let pool = shared_pool_nodes(client).await?;
-    // Only the other workspaces' pods can make a neighbour: a LIST per such namespace (a few
-    // at once), never one per pool node (2,000 LISTs, minutes, on a platform's pool).
-    let others: Vec<Api<Pod>> = workspaces.iter().filter(|(_, w)| w.as_str() != ws).map(|(ns, _)| Api::namespaced(client.clone(), ns)).collect();
-    let lists: Vec<_> = futures::stream::iter(others).map(list_pods).buffer_unordered(8).collect().await;
-    let mut pods = Vec::new();
-    for list in lists {
-        pods.extend(list?.items);
-    }
+    let own: Vec<_> = workspaces.iter().filter(|(_, w)| w.as_str() == ws).map(|(ns, _)| Api::<ResourceQuota>::namespaced(client.clone(), ns)).collect();
+    // Only the other workspaces' pods can make a neighbour: a LIST per such namespace, never
+    // one per pool node (2,000 LISTs, minutes, on a platform's pool). A few LISTs at once.
+    let others: Vec<_> = workspaces.iter().filter(|(_, w)| w.as_str() != ws).map(|(ns, _)| Api::<Pod>::namespaced(client.clone(), ns)).collect();
+    let (quotas, pods) = futures::try_join!(list_all(own), list_all(others))?;
     let pool: BTreeSet<&str> = pool.iter().map(String::as_str).collect();
     Ok(pool_usage(&workspaces, &quotas, &pool, &Pods::of(&pods), ws))
 }
 
-async fn list_pods(api: Api<Pod>) -> Result<kube::core::ObjectList<Pod>, kube::Error> {
-    api.list(&ListParams::default()).await
+/// Every object of the given namespaced APIs, a few LISTs at a time.
+async fn list_all<K>(apis: Vec<Api<K>>) -> Result<Vec<K>, kube::Error>
+where
+    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let lists: Vec<_> = futures::stream::iter(apis).map(|api| async move { api.list(&ListParams::default()).await }).buffer_unordered(8).collect().await;
+    let mut items = Vec::new();
+    for list in lists {
+        items.extend(list?.items);
+    }
+    Ok(items)
 }
 
 #[cfg(test)]

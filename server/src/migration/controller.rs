@@ -337,8 +337,8 @@ impl Run<'_> {
     /// The workspace on the shared pool before anything moves: the report's "before".
     async fn snapshot(&self, status: &WorkloadMigrationStatus) -> Result<SharedPoolSnapshot> {
         let client = &self.ctx.client;
-        let pool = usage::shared_pool_usage(client, &self.wm.spec.workspace).await?;
         let shared = usage::shared_pool_nodes(client).await?;
+        let pool = usage::shared_pool_usage(client, &self.wm.spec.workspace, &shared).await?;
         let mut pods_on_shared_pool = 0;
         for w in &status.workloads {
             let Some(workload) = Workload::get(client, &w.workload).await? else { continue };
