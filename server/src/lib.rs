@@ -164,6 +164,14 @@ fn purge_expired_sessions(store: Store, every: Duration) {
 pub async fn serve(config: Config, listener: tokio::net::TcpListener, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
     let state = build_state(&config).await?;
     let app = web::router(state, Duration::from_secs(config.request_timeout_secs));
+    // A page is streamed in several small writes (the shell, then each resolved Suspense) and a
+    // live stream's events are small too: with Nagle's algorithm on, each small write after the
+    // first waits for the browser's delayed ACK (up to 40 ms on Linux).
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY; serving anyway");
+        }
+    });
     axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).with_graceful_shutdown(shutdown).await?;
     Ok(())
 }
