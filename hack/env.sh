@@ -7,8 +7,17 @@ export HEXA_TOOLS="$HEXA_CACHE/tools"
 export PATH="$HEXA_TOOLS/bin:$HEXA_TOOLS/node_modules/.bin:$HOME/.cargo/bin:/usr/local/go/bin:$PATH"
 mkdir -p "$HEXA_CACHE" "$HEXA_TOOLS/bin"
 
-# step "message": a visible progress line for long set-up work.
-step() { printf '\033[1;34m==>\033[0m %s\n' "$*" >&2; }
+# step "message": a visible progress line for long set-up work. Under `make run` and `make test`
+# (which set HEXA_T0) it starts with the time since the command began, so a long first run
+# shows where it is; the long steps name their own first-time estimate.
+step() {
+  if [[ -n "${HEXA_T0:-}" ]]; then
+    local s=$(( $(date +%s) - HEXA_T0 ))
+    printf '\033[1;34m==>\033[0m [%d:%02d] %s\n' $(( s / 60 )) $(( s % 60 )) "$*" >&2
+  else
+    printf '\033[1;34m==>\033[0m %s\n' "$*" >&2
+  fi
+}
 
 # The server's build script compiles the stylesheet from app/src and cargo remembers the
 # absolute paths it watched. A target dir shared by clones at different paths (CI clones
@@ -31,9 +40,7 @@ forget_moved_checkout() {
 # KUBECONFIG and KUBECTL name it afterwards.
 fresh_cluster() {
   bash hack/cluster/down.sh --purge >/dev/null 2>&1 || true
-  bash hack/cluster/up.sh
-  bash hack/cluster/seed.sh
+  bash hack/cluster/ready.sh >/dev/null
   . "$HEXA_CLUSTER_DIR/env"
   export KUBECONFIG KUBECTL
-  bash hack/crds.sh
 }

@@ -6,6 +6,7 @@ here="$(cd "$(dirname "$0")" && pwd)"
 . "$here/env.sh"
 cd "$here/.."
 root="$PWD"
+export HEXA_T0="${HEXA_T0:-$(date +%s)}"
 forget_moved_checkout
 
 bash hack/tools.sh
