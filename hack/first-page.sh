@@ -53,6 +53,7 @@ cleanup() {
   fi
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM # so that a stop by signal cleans up too
 
 served=""
 while kill -0 "$runner" 2>/dev/null; do

@@ -37,6 +37,9 @@ if [ -n "$cluster_pid" ]; then
     step "waiting for the local cluster (its progress follows)"
     tail -n +1 -f --pid="$cluster_pid" "$cluster_log" >&2 &
     tail_pid=$!
+  else
+    # Done while cargo worked: its steps (each with its own time) for the record.
+    grep -a '==>' "$cluster_log" >&2 || true
   fi
   if ! wait "$cluster_pid"; then
     cluster_pid=""
