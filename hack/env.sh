@@ -19,6 +19,9 @@ step() {
   fi
 }
 
+# free_port: a TCP port on 127.0.0.1 that nothing listens on now (the kernel's pick).
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
 # The server's build script compiles the stylesheet from app/src and cargo remembers the
 # absolute paths it watched. A target dir shared by clones at different paths (CI clones
 # anew each time) would otherwise keep the last clone's stylesheet while that clone's files

@@ -20,7 +20,7 @@ cd "$here/.."
 mode=warm
 [[ "${1:-}" == --cold ]] && mode=cold
 log="$HEXA_CACHE/first-page-$mode.log"
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+port=$(free_port)
 
 run_env=(LISTEN_ADDR="127.0.0.1:$port")
 if [[ $mode == cold ]]; then

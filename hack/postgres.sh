@@ -22,7 +22,7 @@ start)
   "$0" stop >/dev/null 2>&1 || true
   rm -rf "$dir"; mkdir -p "$dir"
   [ "$(id -u)" = 0 ] && chown postgres "$dir"
-  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  port=$(free_port)
   as_pg "$bin/initdb" -D "$dir/data" -U hexabase --auth=trust -E UTF8 >"$dir/initdb.log" 2>&1
   as_pg "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w \
     -o "-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories=$dir -c fsync=off -c synchronous_commit=off" start >/dev/null

@@ -44,7 +44,7 @@ bash hack/build.sh
 bash hack/image/build.sh && bash hack/image/check.sh
 
 step "Playwright end-to-end tests in Chromium"
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+port=$(free_port)
 e2e_db="$HEXA_CACHE/e2e-$$.db"
 rm -f "$e2e_db"
 LISTEN_ADDR="127.0.0.1:$port" DATABASE_URL="sqlite://$e2e_db?mode=rwc" LEPTOS_SITE_ROOT="$PWD/target/site" HEXA_NODE_PROVIDER=karpenter \

@@ -82,7 +82,7 @@ uid="${IMAGE_USER%%:*}"
 [[ "$uid" =~ ^[0-9]+$ && "$uid" != 0 ]] || fail "image user is '$IMAGE_USER', not a numeric non-root uid"
 grep -q "^[^:]*:x:$uid:" "$work/rootfs/etc/passwd" || fail "uid $uid is not in the image's /etc/passwd"
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+port=$(free_port)
 # The image's environment, then the check's: a SQLite file in the (tmpfs) /tmp, this port,
 # no cluster. env -i: nothing of this shell (KUBECONFIG, HOME, ...) leaks in.
 mapfile -t envv < <(printf '%s\n' "$IMAGE_ENV" | grep -v '^LISTEN_ADDR=')
