@@ -1,5 +1,5 @@
 # The two commands of the README: `make run` and `make test`. Everything else is a step of them.
-.PHONY: run test chaos bench first-page tools build cluster-up cluster-down crds
+.PHONY: run test chaos bench first-page tools build cluster-up cluster-down crds slowdown
 
 run:
 	@bash hack/run.sh
@@ -31,3 +31,8 @@ cluster-up:
 
 cluster-down:
 	@bash hack/cluster/down.sh
+
+# Demo only: slow the simulated traffic of the demo's web app down, e.g. to see the latency
+# guard pause a migration (MS=300 SECONDS=120 by default; MS=0 ends it; hack/slowdown.sh).
+slowdown:
+	@bash hack/slowdown.sh $(or $(MS),300) $(or $(SECONDS),120)

@@ -12,6 +12,8 @@ cd "$here/.."
 forget_moved_checkout
 
 export HEXA_CLUSTER_DIR="$HEXA_CACHE/cluster-bench"
+# No Prometheus: scraping 2,000 emulated kubelets every 5 s is load the measurements must not carry.
+export HEXA_PROMETHEUS=0
 trap 'bash hack/cluster/down.sh >/dev/null 2>&1 || true' EXIT
 if [[ -n "${BENCH_REUSE_CLUSTER:-}" ]]; then
   # The scale cluster of the last run, seeded already (its data survives down.sh).
@@ -25,11 +27,7 @@ fi
 
 bash hack/build.sh
 step "building the benchmark (release)"
-# With cargo-leptos's own environment and flags: anything else changes the leptos crates'
-# fingerprints and rebuilds them, here and again in the next `cargo leptos build`.
-LEPTOS_OUTPUT_NAME=hexabase LEPTOS_SITE_ROOT=target/site LEPTOS_SITE_PKG_DIR=pkg LEPTOS_SITE_ADDR=127.0.0.1:3000 \
-  LEPTOS_RELOAD_PORT=3001 LEPTOS_LIB_DIR=frontend LEPTOS_BIN_DIR=server LEPTOS_JS_MINIFY=true LEPTOS_HASH_FILES=false \
-  cargo build --package=server --example=scale_bench --no-default-features --release
+cargo_as_leptos build --package=server --example=scale_bench --no-default-features --release
 # A thousand live streams are a thousand connections on each side.
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 step "benchmark: seeding the scale cluster and measuring (several minutes)"

@@ -14,6 +14,7 @@ forget_moved_checkout
 
 site="$PWD/target/site"
 server_bin="$CARGO_TARGET_DIR/release/server"
+simulator_bin="$CARGO_TARGET_DIR/release/traffic-simulator"
 front_stamp="$site/.built-from"
 server_stamp="$CARGO_TARGET_DIR/release/.server-built-from"
 
@@ -32,7 +33,7 @@ whole="$(fingerprint . ':!end2end' ':!docs' ':!hack' ':!.ci')"
 same() { [[ -n "$2" && -f "$1" && "$(cat "$1")" == "$2" ]]; }
 
 if same "$front_stamp" "$front" && [[ -f "$site/pkg/hexabase.wasm" ]]; then
-  if same "$server_stamp" "$whole" && [[ -x "$server_bin" ]]; then
+  if same "$server_stamp" "$whole" && [[ -x "$server_bin" && -x "$simulator_bin" ]]; then
     step "build: up to date (the sources are those of the last build)"
     exit 0
   fi
@@ -44,5 +45,9 @@ else
   cargo leptos build --release
   [[ -n "$front" ]] && echo "$front" >"$front_stamp"
 fi
+# The demo's traffic simulator (`make run` starts it; not part of the product): the server's
+# library as just built, so only its own small binary compiles and links.
+step "cargo build --bin traffic-simulator (the demo's simulated traffic)"
+cargo_as_leptos build --package=server --bin=traffic-simulator --no-default-features --release
 [[ -n "$whole" ]] && echo "$whole" >"$server_stamp"
 true

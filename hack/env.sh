@@ -19,6 +19,15 @@ step() {
   fi
 }
 
+# cargo_as_leptos <cargo args>: cargo with cargo-leptos's own environment (its build of the
+# server sets these): anything else changes the leptos crates' fingerprints and rebuilds them,
+# here and again in the next `cargo leptos build`. For the other binaries of the server package.
+cargo_as_leptos() {
+  LEPTOS_OUTPUT_NAME=hexabase LEPTOS_SITE_ROOT=target/site LEPTOS_SITE_PKG_DIR=pkg LEPTOS_SITE_ADDR=127.0.0.1:3000 \
+    LEPTOS_RELOAD_PORT=3001 LEPTOS_LIB_DIR=frontend LEPTOS_BIN_DIR=server LEPTOS_JS_MINIFY=true LEPTOS_HASH_FILES=false \
+    cargo "$@"
+}
+
 # free_port: a TCP port on 127.0.0.1 that nothing listens on now (the kernel's pick).
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
@@ -46,4 +55,6 @@ fresh_cluster() {
   bash hack/cluster/ready.sh >/dev/null
   . "$HEXA_CLUSTER_DIR/env"
   export KUBECONFIG KUBECTL
+  # The cluster's Prometheus (scraping the emulated kubelets), when it runs one.
+  [ -z "${PROMETHEUS_URL:-}" ] || export PROMETHEUS_URL
 }

@@ -50,8 +50,13 @@ if [ -n "$cluster_pid" ]; then
   cluster_pid=""
   [ -n "${tail_pid:-}" ] && wait "$tail_pid" 2>/dev/null || true
   step "local cluster ready"
+  prometheus_url="${PROMETHEUS_URL:-}"
   . "$cluster_dir/env"
   export KUBECONFIG
+  # Usage charts and the latency guard read the local cluster's Prometheus, unless the
+  # caller named one.
+  PROMETHEUS_URL="${prometheus_url:-${PROMETHEUS_URL:-}}"
+  [ -z "$PROMETHEUS_URL" ] || export PROMETHEUS_URL
   export HEXA_NODE_PROVIDER="${HEXA_NODE_PROVIDER:-karpenter}"
 else
   step "using the cluster of KUBECONFIG=$KUBECONFIG"
@@ -72,4 +77,11 @@ cat <<MSG
   Stop with Ctrl-C; stop the cluster with 'make cluster-down'.
 
 MSG
+# The demo's web app serves no real traffic (KWOK pods): a simulator, not part of the product,
+# exports its request latencies for Prometheus (README, "The demo's traffic"). It ends with the
+# server (it watches its parent, which the exec below makes the server).
+if [ -n "${SIMULATOR_ADDR:-}" ]; then
+  step "demo traffic simulator on http://$SIMULATOR_ADDR (make slowdown MS=300 slows the web app down)"
+  "$CARGO_TARGET_DIR/release/traffic-simulator" --listen "$SIMULATOR_ADDR" >"$HEXA_CACHE/traffic-simulator.log" 2>&1 &
+fi
 exec "$CARGO_TARGET_DIR/release/server" --seed-demo

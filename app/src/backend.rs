@@ -37,6 +37,9 @@ pub trait Backend: Send + Sync + 'static {
     /// one removed, so a refused create leaves the failed order (and its alternatives) in place.
     async fn start_provisioning(&self, user: &SessionUser, workspace: &str, size: &str, region: &str, replaces: Option<&str>) -> Result<String, AppError>;
     async fn node_progress(&self, user: &SessionUser, workspace: &str, name: &str) -> Result<NodeProgress, AppError>;
+    /// A dedicated node's CPU and memory use over `range`, against its allocatable and its
+    /// pods' requests (the history is empty, with the reason, when no metrics source answers).
+    async fn node_usage(&self, user: &SessionUser, workspace: &str, name: &str, range: UsageRange) -> Result<NodeUsage, AppError>;
     /// Removes a dedicated node no workload uses (its Node and capacity reservation go with it),
     /// or dismisses a failed request.
     async fn delete_dedicated_node(&self, user: &SessionUser, workspace: &str, name: &str) -> Result<(), AppError>;

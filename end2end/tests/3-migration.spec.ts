@@ -58,6 +58,18 @@ test('the whole use case: dedicated node, Migrate to Dedicated Node, zero downti
   await page.getByRole('link', { name: 'See the node in Node Management' }).click();
   await expect(page.locator(`tr[data-node="${order}"]`)).toContainText('1.5 /');
   await expect(page.getByTestId('shared-pool')).toContainText('1.2 / 8 vCPU');
+
+  // Step 16's monitoring: the node's page charts what the moved pods use, read from the
+  // cluster's Prometheus (KWOK's emulated kubelet metrics: 35-40% of their 1.5 vCPU of
+  // requests on a dedicated node), and refreshes on its own until the numbers arrive.
+  await open(page, `/w/acme-production/nodes/${order}`);
+  const cpu = page.locator('[data-chart="CPU"]');
+  await expect(cpu).toContainText('requested 1.5 vCPU');
+  await expect(cpu.getByRole('img')).toHaveAttribute('aria-label', /^CPU used over the last hour: now 0\.(5[2-9]|60) vCPU/, { timeout: 60_000 });
+  await expect(cpu.getByTestId('usage-line')).toHaveAttribute('d', /^M[\d.]+,[\d.]+L/);
+  await page.getByRole('button', { name: '24 h' }).click();
+  await expect(page.getByRole('button', { name: '24 h' })).toHaveAttribute('aria-pressed', 'true');
+  await expect(cpu.getByRole('img')).toHaveAttribute('aria-label', /over the last 24 hours/);
 });
 
 test('a migration that cannot schedule rolls back automatically and explains why', async ({ page }) => {

@@ -32,6 +32,7 @@ have_all() {
   [[ -x "$KWOK_DIR/bin/kwok" ]] || return 1
   [[ -f "$KWOK_DIR/stages/node-heartbeat-with-lease.yaml" && -f "$KWOK_DIR/stages/pod-ready.yaml" ]] || return 1
   grep -q "pod-ready.stage.kwok.x-k8s.io/delay" "$KWOK_DIR/stages/pod-ready.yaml" || return 1
+  [[ -f "$KWOK_DIR/metrics/metrics-resource.yaml" ]] || return 1
 }
 
 if [[ "${HEXA_REBUILD:-}" != 1 ]] && have_all; then
@@ -206,6 +207,13 @@ build_kwok() {
   rm -rf "$KWOK_DIR/stages"
   mv "$KWOK_DIR/stages.tmp" "$KWOK_DIR/stages"
   step "kwok: $(find "$KWOK_DIR/stages" -name '*.yaml' | wc -l) stage files in $KWOK_DIR/stages"
+  # KWOK's emulation of the kubelet's /metrics/resource endpoint (its Metric resource, served
+  # at /metrics/nodes/<node>/metrics/resource): what Prometheus scrapes on the local cluster.
+  local metricsrc="$GOMODCACHE/sigs.k8s.io/kwok@$KWOK_VERSION/kustomize/metrics/resource/metrics-resource.yaml"
+  [[ -f "$metricsrc" ]] || { echo "build.sh: missing $metricsrc" >&2; exit 1; }
+  mkdir -p "$KWOK_DIR/metrics"
+  cp "$metricsrc" "$KWOK_DIR/metrics/metrics-resource.yaml"
+  chmod u+w "$KWOK_DIR/metrics/metrics-resource.yaml"
 }
 
 T0=$(now)

@@ -32,7 +32,7 @@ flock -w 300 8 || { echo "$(basename "$0"): another up.sh/down.sh holds $D/run/.
 HEXA_CLUSTER_DIR="$D" bash "$HERE/../karpenter/down.sh"
 
 # Reverse start order: kubelets and controllers first, etcd last.
-COMPONENTS=(kwok kube-scheduler kube-controller-manager kube-apiserver etcd)
+COMPONENTS=(prometheus kwok kube-scheduler kube-controller-manager kube-apiserver etcd)
 
 # ours <component> <pid>: the process is the component's binary, started with our state dir.
 ours() {

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Start (or confirm) the local Kubernetes control plane: etcd, kube-apiserver,
-# kube-controller-manager, kube-scheduler and KWOK (the kubelets), on 127.0.0.1, then
-# Karpenter with its kwok cloud provider (hack/karpenter/up.sh).
+# kube-controller-manager, kube-scheduler, KWOK (the kubelets, with their emulated resource
+# metrics) and Prometheus scraping them as it scrapes kubelets, on 127.0.0.1, then Karpenter
+# with its kwok cloud provider (hack/karpenter/up.sh).
 # Builds the binaries first if needed (hack/cluster/build.sh).
 #
 # Idempotent: components already running and healthy are left alone.
@@ -9,7 +10,9 @@
 #
 # Env: HEXA_CACHE (hack/env.sh), HEXA_CLUSTER_DIR (state; default $HEXA_CACHE/cluster),
 #      HEXA_CLUSTER_TIMEOUT (seconds to wait for health, default 180),
-#      K8S_VERSION / ETCD_VERSION / KWOK_VERSION (same defaults as build.sh).
+#      K8S_VERSION / ETCD_VERSION / KWOK_VERSION (same defaults as build.sh),
+#      HEXA_PROMETHEUS=0 (no Prometheus: the scale benchmark's 2,000 nodes need none),
+#      PROMETHEUS_BIN (default /usr/bin/prometheus, Debian's package: hack/tools.sh --system).
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=../env.sh
@@ -26,6 +29,11 @@ ETCD_BIN="$HEXA_CACHE/etcd/$ETCD_VERSION/bin/etcd"
 KWOK_BIN="$HEXA_CACHE/kwok/$KWOK_VERSION/bin/kwok"
 KWOK_STAGES="$HEXA_CACHE/kwok/$KWOK_VERSION/stages"
 KUBECTL="$K8S_BIN/kubectl"
+KWOK_METRICS="$HEXA_CACHE/kwok/$KWOK_VERSION/metrics"
+PROMETHEUS_BIN="${PROMETHEUS_BIN:-/usr/bin/prometheus}"
+# How often Prometheus scrapes the (emulated) kubelets; the dashboard's charts and the latency
+# guard read at this resolution.
+SCRAPE_INTERVAL=5s
 
 T_START=$(date +%s)
 K8S_VERSION="$K8S_VERSION" ETCD_VERSION="$ETCD_VERSION" KWOK_VERSION="$KWOK_VERSION" \
@@ -41,11 +49,13 @@ exec 8>"$D/run/.lock"
 flock -w 300 8 || { echo "$(basename "$0"): another up.sh/down.sh holds $D/run/.lock" >&2; exit 1; }
 
 COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok)
+[[ "${HEXA_PROMETHEUS:-1}" == 0 ]] || COMPONENTS+=(prometheus)
 
 bin_of() {
   case "$1" in
     etcd) echo "$ETCD_BIN" ;;
     kwok) echo "$KWOK_BIN" ;;
+    prometheus) echo "$PROMETHEUS_BIN" ;;
     *) echo "$K8S_BIN/$1" ;;
   esac
 }
@@ -79,7 +89,8 @@ pick_port() { # a free port outside the ephemeral range, not in $TAKEN
 # ---------------------------------------------------------------- ports
 any_running=0
 for c in "${COMPONENTS[@]}"; do running "$c" && any_running=1; done
-PORT_NAMES=(ETCD_PORT ETCD_PEER_PORT APISERVER_PORT KCM_PORT SCHEDULER_PORT KWOK_PORT)
+# SIMULATOR_PORT: where `make run` starts the demo's traffic simulator, which Prometheus scrapes.
+PORT_NAMES=(ETCD_PORT ETCD_PEER_PORT APISERVER_PORT KCM_PORT SCHEDULER_PORT KWOK_PORT PROMETHEUS_PORT SIMULATOR_PORT)
 if [[ -f "$D/ports.env" ]]; then
   # shellcheck disable=SC1091
   source "$D/ports.env"
@@ -190,15 +201,59 @@ write_kubeconfig "$D/run/kube-controller-manager.kubeconfig" kube-controller-man
 write_kubeconfig "$D/run/kube-scheduler.kubeconfig" kube-scheduler system:kube-scheduler
 write_kubeconfig "$D/run/kwok.kubeconfig" kwok kwok-controller
 
-# KWOK configuration: the default Stages kwokctl uses (copied from the kwok module by build.sh).
-{
+# A component whose configuration file changed since it started is restarted below, so a
+# cluster started by an older checkout picks up the new configuration.
+stale_config=()
+write_config() { # <component> <file>; the content on stdin
+  local c="$1" f="$2"
+  cat >"$f.new"
+  if [[ -f "$f" ]] && ! cmp -s "$f" "$f.new"; then stale_config+=("$c"); fi
+  mv -f "$f.new" "$f"
+}
+
+# KWOK configuration: the default Stages kwokctl uses and its emulation of the kubelet's
+# resource metrics (both copied from the kwok module by build.sh), and what the emulated
+# containers use (kwok/usage.yaml).
+write_config kwok "$D/run/kwok.yaml" < <(
   first=1
-  for f in "$KWOK_STAGES"/*.yaml; do
+  for f in "$KWOK_STAGES"/*.yaml "$KWOK_METRICS/metrics-resource.yaml" "$HERE/kwok/usage.yaml"; do
     [[ $first == 1 ]] || echo "---"
     first=0
     cat "$f"
   done
-} >"$D/run/kwok.yaml"
+)
+
+# Prometheus scrapes every KWOK node's /metrics/resource as it would scrape a kubelet's, with
+# the node's name as the `node` label (as kube-prometheus labels kubelet series). The targets
+# come from KWOK's own service discovery endpoint (one per node it manages): Debian's
+# Prometheus is built without kubernetes_sd. The dashboard reads usage only through PromQL,
+# so a real cluster's Prometheus, discovering kubelets its own way, works the same.
+write_config prometheus "$D/run/prometheus.yml" <<EOF
+global:
+  scrape_interval: $SCRAPE_INTERVAL
+  scrape_timeout: $SCRAPE_INTERVAL
+  evaluation_interval: $SCRAPE_INTERVAL
+scrape_configs:
+  - job_name: kubelet-resource
+    http_sd_configs:
+      - url: http://127.0.0.1:$KWOK_PORT/discovery/prometheus
+        refresh_interval: $SCRAPE_INTERVAL
+    relabel_configs:
+      - source_labels: [__metrics_path__]
+        regex: /metrics/nodes/([^/]+)/metrics/resource
+        action: keep
+      - source_labels: [__metrics_path__]
+        regex: /metrics/nodes/([^/]+)/metrics/resource
+        target_label: node
+        replacement: \${1}
+      - regex: metrics_name
+        action: labeldrop
+  # The demo's traffic simulator (hack/run.sh starts it; down between runs), standing in for
+  # the web application's own request metrics.
+  - job_name: demo-traffic-simulator
+    static_configs:
+      - targets: ['127.0.0.1:$SIMULATOR_PORT']
+EOF
 
 # ---------------------------------------------------------------- start
 args_of() {
@@ -266,6 +321,11 @@ args_of() {
         --node-lease-duration-seconds=40 \
         --cidr=10.244.0.0/16)
       ;;
+    prometheus)
+      ARGS=(--config.file="$D/run/prometheus.yml" --storage.tsdb.path="$D/prometheus-data" \
+        --storage.tsdb.retention.time=8d --web.listen-address="127.0.0.1:$PROMETHEUS_PORT" \
+        --log.level=warn)
+      ;;
   esac
 }
 
@@ -300,6 +360,7 @@ healthy() {
     kube-controller-manager) [[ "$(curl -sk --max-time 2 "https://127.0.0.1:$KCM_PORT/healthz")" == ok ]] ;;
     kube-scheduler) [[ "$(curl -sk --max-time 2 "https://127.0.0.1:$SCHEDULER_PORT/healthz")" == ok ]] ;;
     kwok) [[ "$(curl -s --max-time 2 "http://127.0.0.1:$KWOK_PORT/healthz")" == ok ]] ;;
+    prometheus) curl -sf --max-time 2 "http://127.0.0.1:$PROMETHEUS_PORT/-/ready" >/dev/null ;;
   esac
 }
 
@@ -319,6 +380,16 @@ wait_healthy() {
     sleep 0.3
   done
 }
+
+# A running component whose configuration changed is stopped here and started again below.
+for c in "${stale_config[@]}"; do
+  running "$c" || continue
+  pid="$(cat "$D/run/$c.pid")"
+  step "cluster: restarting $c (its configuration changed)"
+  kill -TERM "$pid" 2>/dev/null || true
+  for _ in $(seq 1 100); do running "$c" || break; sleep 0.1; done
+  running "$c" && kill -KILL "$pid" 2>/dev/null || true
+done
 
 all_ok=1
 for c in "${COMPONENTS[@]}"; do
@@ -358,6 +429,10 @@ KUBECTL=$KUBECTL
 HEXA_CLUSTER_DIR=$D
 HEXA_APISERVER=https://127.0.0.1:$APISERVER_PORT
 EOF
+if [[ " ${COMPONENTS[*]} " == *" prometheus "* ]]; then
+  echo "PROMETHEUS_URL=http://127.0.0.1:$PROMETHEUS_PORT" >>"$D/env"
+  echo "SIMULATOR_ADDR=127.0.0.1:$SIMULATOR_PORT" >>"$D/env"
+fi
 
 # Karpenter (its kwok cloud provider) provisions the dedicated nodes: docs/karpenter.md.
 HEXA_CLUSTER_DIR="$D" bash "$HERE/../karpenter/up.sh"

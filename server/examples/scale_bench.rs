@@ -304,7 +304,7 @@ async fn profile_reads(scale: &Scale) -> Row {
     let store = server::store::Store::new(server::db::connect("sqlite::memory:").await.unwrap());
     let catalogue = Arc::new(server::catalogue::Catalogue::load_default().unwrap());
     let live = Arc::new(server::live::LiveStreams::default());
-    let backend = server::backend::DashboardBackend::new(store, None, catalogue, false, server::auth::rate_limit::LoginLimiter::default(), false, live);
+    let backend = server::backend::DashboardBackend::new(store, None, catalogue, None, server::auth::rate_limit::LoginLimiter::default(), false, live);
     let ws = app::model::WorkspaceSummary { slug: WS.into(), name: "Acme".into(), plan: app::model::Plan::Team, role: app::model::Role::Owner };
     let keys: Vec<_> = (0..50).map(|i| app::model::WorkloadKey::new(BENCH_NS, app::model::WorkloadKind::Deployment, format!("w-{i:04}"))).collect();
     let time = |f: &dyn Fn()| {

@@ -20,6 +20,7 @@ pub mod live;
 pub mod metrics;
 pub mod migration;
 pub mod planning;
+pub mod prometheus;
 pub mod provisioning;
 pub mod scheduling;
 pub mod seed;
@@ -79,8 +80,15 @@ pub async fn build_state(config: &Config) -> anyhow::Result<AppState> {
         (None, Some(client)) => Some(cache::ClusterReads::Direct(client.clone())),
         (None, None) => None,
     };
-    let backend =
-        DashboardBackend::new(store.clone(), reads, catalogue, config.prometheus_url.is_some(), LoginLimiter::default(), config.cookies_secure(), live.clone());
+    let backend = DashboardBackend::new(
+        store.clone(),
+        reads,
+        catalogue,
+        config.prometheus_url.as_deref().map(prometheus::Prometheus::new),
+        LoginLimiter::default(),
+        config.cookies_secure(),
+        live.clone(),
+    );
     let leptos = LeptosOptions::builder().output_name("hexabase").site_root(config.site_root.as_str()).site_pkg_dir("pkg").site_addr(config.listen).build();
     Ok(AppState {
         leptos,

@@ -18,6 +18,7 @@ const WORKSPACE_FUNCTIONS: &[(&str, Form)] = &[
     ("estimate_size", &[("size", "d4.xlarge")]),
     ("start_provisioning", &[("size", "d4.xlarge"), ("region", "ap-northeast-1")]),
     ("load_node_progress", &[("name", "globex-prod-000000")]),
+    ("load_node_usage", &[("name", "globex-prod-000000"), ("range", "Hour")]),
     ("delete_dedicated_node", &[("name", "globex-prod-000000")]),
     ("load_migration_screen", &[]),
     ("plan_migration", &[("node", "globex-prod-000000"), ("workloads", "globex-prod/Deployment/storefront")]),
@@ -330,6 +331,7 @@ async fn another_tenants_node_and_migration_are_not_found_from_ones_own_workspac
     let own = "acme-production";
     let calls: Vec<(&str, Vec<(&str, &str)>)> = vec![
         ("load_node_progress", vec![("name", &node)]),
+        ("load_node_usage", vec![("name", &node), ("range", "Week")]),
         ("delete_dedicated_node", vec![("name", &node)]),
         ("start_provisioning", vec![("size", "d2.large"), ("region", "ap-northeast-1"), ("replaces", &node)]),
         ("plan_migration", vec![("node", &node), ("workloads", "globex-prod/Deployment/storefront")]),

@@ -179,6 +179,7 @@ async fn names_that_break_kubernetes_rules_are_refused_before_any_api_call() {
     for bad in ["?", "a/status", "..", "A_B", long.as_str()] {
         for (f, form) in [
             ("load_node_progress", vec![("name", bad)]),
+            ("load_node_usage", vec![("name", bad), ("range", "Hour")]),
             ("delete_dedicated_node", vec![("name", bad)]),
             ("load_migration_progress", vec![("namespace", "acme-production"), ("name", bad)]),
             ("load_migration_progress", vec![("namespace", bad), ("name", "m")]),
@@ -194,6 +195,12 @@ async fn names_that_break_kubernetes_rules_are_refused_before_any_api_call() {
         }
         let sse = http.get(format!("{}/api/events/w/acme-production/nodes/{}", srv.base, bad.replace('?', "%3F"))).send().await.unwrap();
         assert!(matches!(sse.status(), StatusCode::UNPROCESSABLE_ENTITY | StatusCode::NOT_FOUND), "live stream of {bad:?}: {}", sse.status());
+    }
+    // A usage range is one of the page's three; anything else is a malformed request.
+    for range in ["Forever", "", "Hour; DROP"] {
+        let (status, body) = text(srv.call(&http, "load_node_usage", &[("workspace", "acme-production"), ("name", "n1"), ("range", range)]).await).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "range {range:?}: {body}");
+        assert!(body.contains("malformed"), "range {range:?}: {body}");
     }
     srv.stop().await;
 }

@@ -2,6 +2,9 @@
 
 use leptos::prelude::*;
 
+mod chart;
+pub use chart::{format_usage, UsageChart};
+
 use crate::error::AppError;
 use crate::model::{format_amount, format_utc_time, Permission, Role, Tone, UsageBar};
 

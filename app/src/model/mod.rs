@@ -4,11 +4,13 @@
 
 mod format;
 mod names;
+mod usage;
 mod vocabulary;
 mod workload_key;
 
 pub use format::*;
 pub use names::*;
+pub use usage::{NodeUsage, UsageRange, UsageSeries};
 pub use vocabulary::*;
 pub use workload_key::WorkloadKey;
 

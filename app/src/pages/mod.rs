@@ -6,6 +6,7 @@ pub mod login;
 pub mod migration_run;
 pub mod migrations;
 pub mod node_progress;
+pub mod node_usage;
 pub mod nodes;
 
 use leptos::prelude::*;

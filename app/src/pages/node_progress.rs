@@ -11,6 +11,7 @@ use crate::error::AppError;
 use crate::model::{format_duration_ms, format_usd, NodePhase, NodeProgress, Permission, Role, StepState, StepView, WithRole};
 use crate::pages::add_node::StartProvisioning;
 use crate::pages::layout::use_workspace_slug;
+use crate::pages::node_usage::NodeUsageCard;
 
 #[server(endpoint = "load_node_progress")]
 pub async fn load_node_progress(workspace: String, name: String) -> Result<WithRole<NodeProgress>, AppError> {
@@ -51,13 +52,19 @@ fn LiveProgress(initial: NodeProgress, role: Role) -> impl IntoView {
     #[cfg(feature = "hydrate")]
     follow_events(state, just_ready);
     let p = move || state.get();
+    let ready = Memo::new(move |_| state.with(|s| s.phase == NodePhase::Ready));
     view! {
         <PageHeader title=move || format!("Dedicated node {}", p().name) subtitle=move || format!("{} in {}", p().size, p().region)>
             <span data-testid="phase">{move || view! { <Badge text=p().phase.label() tone=p().phase.tone()/> }}</span>
         </PageHeader>
         {move || just_ready.get().then(|| view! { <ReadyToast p=p()/> })}
         <div class="grid gap-6 lg:grid-cols-3">
-            <div class="lg:col-span-2">
+            <div class="space-y-6 lg:col-span-2">
+                // Monitoring, once there is a node to watch (created once, not on every update).
+                {move || ready.get().then(|| {
+                    let (workspace, name) = state.with_untracked(|s| (s.workspace.clone(), s.name.clone()));
+                    view! { <NodeUsageCard workspace name/> }
+                })}
                 <Card title="Provisioning progress">
                     <div class="mb-5"><Bar percent=Signal::derive(move || f64::from(p().progress)) label="Provisioning progress"/></div>
                     // Screen readers hear each step as it changes.

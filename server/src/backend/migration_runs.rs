@@ -133,7 +133,7 @@ impl DashboardBackend {
                 return Err(AppError::Invalid("The latency margin must be between 5 and 500 percent.".into()));
             }
         }
-        if margin.is_some() && !self.latency_guard {
+        if margin.is_some() && !self.latency_guard() {
             return Err(AppError::Invalid("The latency guard needs a metrics source; this server has none configured (PROMETHEUS_URL).".into()));
         }
         let (plan, _) = self.plan_for(ws, node, keys).await?;

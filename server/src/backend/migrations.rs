@@ -84,7 +84,7 @@ impl DashboardBackend {
     }
 
     pub(super) async fn migration_screen_for(&self, ws: WorkspaceSummary, query: &WorkloadQuery) -> Result<MigrationScreen, AppError> {
-        let guard = self.latency_guard;
+        let guard = self.latency_guard();
         Ok(match self.snapshot().await {
             Ok(snapshot) => Self::migration_screen_of(&snapshot, ws, guard, query),
             Err(m) => MigrationScreen {

@@ -20,6 +20,7 @@ use crate::auth::rate_limit::LoginLimiter;
 use crate::cache::{ClusterReads, Snapshot};
 use crate::catalogue::Catalogue;
 use crate::live::LiveStreams;
+use crate::prometheus::Prometheus;
 use crate::store::{AuditEntry, Store};
 
 /// Password checks (argon2: ~19 MiB and most of a core each) that may run at once; a sign-in
@@ -36,8 +37,9 @@ pub struct DashboardBackend {
     /// Every read a page makes: the watch caches, or the API server (`--cluster-reads`).
     reads: Option<ClusterReads>,
     catalogue: Arc<Catalogue>,
-    /// A metrics source is configured for the migration latency guard.
-    latency_guard: bool,
+    /// The metrics source: the migration latency guard's and the dedicated node's usage
+    /// history (`None`: neither is offered).
+    prometheus: Option<Prometheus>,
     limiter: LoginLimiter,
     password_checks: Arc<tokio::sync::Semaphore>,
     secure_cookies: bool,
@@ -78,7 +80,7 @@ impl DashboardBackend {
         store: Store,
         reads: Option<ClusterReads>,
         catalogue: Arc<Catalogue>,
-        latency_guard: bool,
+        prometheus: Option<Prometheus>,
         limiter: LoginLimiter,
         secure_cookies: bool,
         live: Arc<LiveStreams>,
@@ -88,7 +90,7 @@ impl DashboardBackend {
             kube: reads.as_ref().map(|r| r.client().clone()),
             reads,
             catalogue,
-            latency_guard,
+            prometheus,
             limiter,
             password_checks: Arc::new(tokio::sync::Semaphore::new(CONCURRENT_PASSWORD_CHECKS)),
             secure_cookies,
@@ -115,6 +117,11 @@ impl DashboardBackend {
 
     fn reads(&self) -> Result<&ClusterReads, AppError> {
         self.reads.as_ref().ok_or_else(|| AppError::ClusterUnavailable("no cluster is configured (set KUBECONFIG)".into()))
+    }
+
+    /// A metrics source is configured for the migration latency guard.
+    fn latency_guard(&self) -> bool {
+        self.prometheus.is_some()
     }
 
     /// Like `kube()`, for operations that cannot go on without the cluster.
@@ -240,6 +247,13 @@ impl Backend for DashboardBackend {
         valid(check_name("dedicated node", name))?;
         let dn = self.workspace_node(&ws.slug, name).await?;
         Ok(views::node_progress(&dn))
+    }
+
+    async fn node_usage(&self, user: &SessionUser, workspace: &str, name: &str, range: UsageRange) -> Result<NodeUsage, AppError> {
+        let (_, ws) = self.membership(user, workspace).await?;
+        valid(check_name("dedicated node", name))?;
+        let dn = self.workspace_node(&ws.slug, name).await?;
+        self.usage_of(&dn, range).await
     }
 
     async fn delete_dedicated_node(&self, user: &SessionUser, workspace: &str, name: &str) -> Result<(), AppError> {

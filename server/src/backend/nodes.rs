@@ -115,6 +115,45 @@ impl DashboardBackend {
         }
     }
 
+    /// A dedicated node's usage history from Prometheus, with its allocatable and requests
+    /// from the cluster. Either source missing leaves its part empty and says why; the page
+    /// shows what there is.
+    pub(super) async fn usage_of(&self, dn: &DedicatedNode, range: UsageRange) -> Result<NodeUsage, AppError> {
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let (start, end) = crate::prometheus::node_usage::bounds(range, now);
+        let node = views::node_progress(dn).node_name;
+        let (requested, allocatable) = match (&node, self.snapshot().await) {
+            (Some(node), Ok(snapshot)) => snapshot.allocation(node),
+            _ => Default::default(),
+        };
+        let (history, unavailable) = match (&node, &self.prometheus) {
+            (None, _) => (None, Some("The node is not running yet: its usage appears once it is Ready.".to_string())),
+            (Some(_), None) => (None, Some("No metrics source is configured (set PROMETHEUS_URL to your Prometheus).".to_string())),
+            (Some(node), Some(prometheus)) => match crate::prometheus::node_usage::read(prometheus, node, range, now).await {
+                Ok(points) => (Some(points), None),
+                Err(e) => {
+                    tracing::warn!(node = %node, error = %e, "usage history");
+                    (None, Some(format!("Prometheus did not answer ({e}); showing requests only.")))
+                }
+            },
+        };
+        let (cpu, memory) = history.unwrap_or_default();
+        Ok(NodeUsage {
+            range,
+            start,
+            end,
+            cpu: UsageSeries { label: "CPU".into(), unit: "vCPU".into(), points: cpu, allocatable: allocatable.cpu, requested: requested.cpu },
+            memory: UsageSeries {
+                label: "Memory".into(),
+                unit: "GiB".into(),
+                points: memory.into_iter().map(|(t, bytes)| (t, bytes / GIB)).collect(),
+                allocatable: allocatable.memory_gib(),
+                requested: requested.memory_gib(),
+            },
+            unavailable,
+        })
+    }
+
     /// What the workspace's workloads still on the shared pool need on a new node, and how
     /// many they are. Only those need room: what already moved has its node.
     fn need(snapshot: &Snapshot, ws: &str) -> (Need, u32) {

@@ -10,7 +10,8 @@
 //! HTTP API (`GET /api/v1/query`), built from a PromQL template whose `{namespace}` and
 //! `{workload}` placeholders are replaced by the values escaped for a PromQL string literal.
 
-use std::time::Duration;
+pub use crate::prometheus::{escape_promql_string, MetricsError};
+use crate::prometheus::{parse_instant, Prometheus};
 
 /// Where the latency guard gets its samples from.
 #[async_trait::async_trait]
@@ -18,14 +19,6 @@ pub trait MetricsSource: Send + Sync {
     /// The workload's current p95 latency in milliseconds; `Ok(None)` when there is no data
     /// (no such series, no traffic in the window).
     async fn p95_latency_ms(&self, namespace: &str, workload: &str) -> Result<Option<f64>, MetricsError>;
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum MetricsError {
-    #[error("metrics source unreachable: {0}")]
-    Unreachable(String),
-    #[error("bad response: {0}")]
-    BadResponse(String),
 }
 
 /// How sensitive the guard is: a sample more than `margin_percent` above the baseline is a
@@ -96,29 +89,19 @@ pub fn query_template_for(metric: &str) -> Option<String> {
     is_metric_name(metric).then(|| DEFAULT_QUERY_TEMPLATE.replace("http_request_duration_seconds", metric))
 }
 
-/// Timeout for one query, connection included: the guard runs inside the migration loop and
-/// must not stall it.
-const QUERY_TIMEOUT: Duration = Duration::from_secs(3);
-
 /// A [`MetricsSource`] over the Prometheus HTTP API. The query must return an instant vector
 /// (or a scalar) in seconds; the first sample's value, ×1000, is the p95 in milliseconds.
 #[derive(Debug, Clone)]
 pub struct PrometheusSource {
-    base_url: String,
+    prometheus: Prometheus,
     query_template: String,
-    http: reqwest::Client,
 }
 
 impl PrometheusSource {
     /// `base_url` is Prometheus' root (`http://prometheus:9090`, or with a path prefix);
     /// `query_template` defaults to [`DEFAULT_QUERY_TEMPLATE`].
     pub fn new(base_url: &str, query_template: Option<&str>) -> Self {
-        let http = reqwest::Client::builder()
-            .connect_timeout(QUERY_TIMEOUT)
-            .timeout(QUERY_TIMEOUT)
-            .build()
-            .expect("HTTP client for Prometheus (TLS backend initialisation failed)");
-        Self { base_url: base_url.trim_end_matches('/').to_string(), query_template: query_template.unwrap_or(DEFAULT_QUERY_TEMPLATE).to_string(), http }
+        Self { prometheus: Prometheus::new(base_url), query_template: query_template.unwrap_or(DEFAULT_QUERY_TEMPLATE).to_string() }
     }
 
     /// The PromQL this source sends for a workload.
@@ -130,20 +113,7 @@ impl PrometheusSource {
 #[async_trait::async_trait]
 impl MetricsSource for PrometheusSource {
     async fn p95_latency_ms(&self, namespace: &str, workload: &str) -> Result<Option<f64>, MetricsError> {
-        let query = self.query_for(namespace, workload);
-        let url = format!("{}/api/v1/query", self.base_url);
-        let response = self.http.get(&url).query(&[("query", query.as_str())]).send().await.map_err(|e| MetricsError::Unreachable(format!("{url}: {e}")))?;
-        let status = response.status();
-        let body = response.text().await.map_err(|e| MetricsError::Unreachable(format!("{url}: reading the response: {e}")))?;
-        // Prometheus answers query errors with 400/422 and a JSON error body; anything else
-        // that is not a success (a proxy's 502, an overloaded server's 503) has no such body.
-        if !status.is_success() && !matches!(status.as_u16(), 400 | 422) {
-            return Err(if status.is_server_error() {
-                MetricsError::Unreachable(format!("{url}: HTTP {status}"))
-            } else {
-                MetricsError::BadResponse(format!("HTTP {status}: {}", truncate(&body, 200)))
-            });
-        }
+        let body = self.prometheus.instant(&self.query_for(namespace, workload)).await?;
         parse_query_response(&body)
     }
 }
@@ -171,56 +141,11 @@ pub fn render_query(template: &str, namespace: &str, workload: &str) -> String {
     out
 }
 
-/// Escapes a value for use inside a PromQL string literal (double or single quoted): the
-/// backslash, both quote characters and control characters are escaped (Go escape syntax,
-/// which PromQL uses), so the value can neither end the literal nor inject PromQL.
-pub fn escape_promql_string(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for c in value.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\'' => out.push_str("\\'"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => out.push_str(&format!("\\x{:02x}", c as u32)),
-            c if c.is_control() => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// Reads an `/api/v1/query` response: `status: error` → `BadResponse`; an empty vector →
-/// `None`; otherwise the first sample's value (seconds) in milliseconds. A NaN (or infinite)
-/// value, which `histogram_quantile` returns when there was no traffic, is `None`.
+/// Reads an `/api/v1/query` response as a latency: `status: error` → `BadResponse`; an empty
+/// vector → `None`; otherwise the first sample's value (seconds) in milliseconds. A NaN (or
+/// infinite) value, which `histogram_quantile` returns when there was no traffic, is `None`.
 pub fn parse_query_response(body: &str) -> Result<Option<f64>, MetricsError> {
-    let json: serde_json::Value = serde_json::from_str(body).map_err(|e| MetricsError::BadResponse(format!("not JSON ({e}): {}", truncate(body, 200))))?;
-    let status = json.get("status").and_then(|s| s.as_str()).unwrap_or("");
-    if status != "success" {
-        let kind = json.get("errorType").and_then(|s| s.as_str()).unwrap_or("unknown");
-        let error = json.get("error").and_then(|s| s.as_str()).unwrap_or("no error message");
-        return Err(MetricsError::BadResponse(format!("query failed ({kind}): {error}")));
-    }
-    let data = json.get("data").ok_or_else(|| MetricsError::BadResponse("no data in response".into()))?;
-    let result_type = data.get("resultType").and_then(|s| s.as_str()).unwrap_or("");
-    let result = data.get("result").ok_or_else(|| MetricsError::BadResponse("no result in response".into()))?;
-    let pair = match result_type {
-        "vector" => {
-            let samples = result.as_array().ok_or_else(|| MetricsError::BadResponse("vector result is not an array".into()))?;
-            match samples.first() {
-                None => return Ok(None),
-                Some(sample) => sample.get("value").ok_or_else(|| MetricsError::BadResponse("sample without a value".into()))?,
-            }
-        }
-        "scalar" => result,
-        other => return Err(MetricsError::BadResponse(format!("expected an instant vector, got {other:?}"))),
-    };
-    // A sample value is `[<unix time>, "<value as string>"]`.
-    let text =
-        pair.as_array().and_then(|p| p.get(1)).and_then(|v| v.as_str()).ok_or_else(|| MetricsError::BadResponse(format!("malformed sample value {pair}")))?;
-    let seconds: f64 = text.parse().map_err(|_| MetricsError::BadResponse(format!("sample value {text:?} is not a number")))?;
+    let Some(seconds) = parse_instant(body)? else { return Ok(None) };
     if !seconds.is_finite() {
         return Ok(None);
     }
@@ -228,13 +153,6 @@ pub fn parse_query_response(body: &str) -> Result<Option<f64>, MetricsError> {
         return Err(MetricsError::BadResponse(format!("negative latency {seconds}")));
     }
     Ok(Some(seconds * 1000.0))
-}
-
-fn truncate(s: &str, max: usize) -> &str {
-    match s.char_indices().nth(max) {
-        Some((i, _)) => &s[..i],
-        None => s,
-    }
 }
 
 #[cfg(test)]
@@ -351,7 +269,7 @@ mod tests {
     #[test]
     fn query_for_uses_the_custom_template() {
         let src = PrometheusSource::new("http://prom:9090/", Some("q{{namespace}/{workload}}"));
-        assert_eq!(src.base_url, "http://prom:9090");
+        assert_eq!(src.prometheus.base_url(), "http://prom:9090");
         assert_eq!(src.query_for("a\"", "b"), "q{a\\\"/b}");
     }
 
