@@ -66,15 +66,15 @@ pub async fn build_state(config: &Config) -> anyhow::Result<AppState> {
     };
     let node_provider = node_provider(config);
     provisioning::check_catalogue(&node_provider, &catalogue).context("the catalogue does not fit --node-provider")?;
-    if let (Some(client), true) = (&kube, config.engine) {
-        start_engine(client.clone(), store.clone(), catalogue.clone(), config, node_provider);
-    }
-    purge_expired_sessions(store.clone(), Duration::from_secs(config.session_purge_interval_secs.max(1)));
-    let live = Arc::new(live::LiveStreams::default());
     let cache = match (&kube, config.cluster_reads) {
         (Some(client), config::ClusterReadsKind::Cache) => Some(cache::ClusterCache::start(client.clone())),
         _ => None,
     };
+    if let (Some(client), true) = (&kube, config.engine) {
+        start_engine(client.clone(), store.clone(), catalogue.clone(), config, node_provider, cache.clone());
+    }
+    purge_expired_sessions(store.clone(), Duration::from_secs(config.session_purge_interval_secs.max(1)));
+    let live = Arc::new(live::LiveStreams::default());
     let reads = match (&cache, &kube) {
         (Some(cache), _) => Some(cache::ClusterReads::Cached(cache.clone())),
         (None, Some(client)) => Some(cache::ClusterReads::Direct(client.clone())),
@@ -106,7 +106,14 @@ pub async fn build_state(config: &Config) -> anyhow::Result<AppState> {
 /// Installs the platform's objects and, while this replica holds the engine lease, runs the
 /// controllers, in the background. A cluster that is down at start-up is retried: the
 /// dashboard serves meanwhile and says so.
-fn start_engine(client: kube::Client, store: Store, catalogue: Arc<Catalogue>, config: &Config, node_provider: provisioning::ProviderChoice) {
+fn start_engine(
+    client: kube::Client,
+    store: Store,
+    catalogue: Arc<Catalogue>,
+    config: &Config,
+    node_provider: provisioning::ProviderChoice,
+    cache: Option<Arc<cache::ClusterCache>>,
+) {
     let lease_namespace = config.lease_namespace.clone();
     let scope = engine::Scope(config.controller_scope.clone());
     let provisioning_config = provisioning::Config { step_delay: Duration::from_millis(config.provision_step_delay_ms), scope: scope.clone() };
@@ -128,7 +135,8 @@ fn start_engine(client: kube::Client, store: Store, catalogue: Arc<Catalogue>, c
             .run(move || {
                 let provisioning_ctx =
                     Arc::new(provisioning::Context::for_choice(&node_provider, client.clone(), store.clone(), catalogue.clone(), provisioning_config.clone()));
-                let migration_ctx = Arc::new(migration::Context::new(client.clone(), store.clone(), migration_config.clone(), metrics.clone()));
+                let migration_ctx =
+                    Arc::new(migration::Context::new(client.clone(), store.clone(), migration_config.clone(), metrics.clone()).with_cache(cache.clone()));
                 let client = client.clone();
                 async move {
                     tokio::join!(provisioning::run(client.clone(), provisioning_ctx), migration::run(client, migration_ctx));

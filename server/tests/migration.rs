@@ -10,11 +10,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::{Node, Pod, ResourceQuota};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use serde_json::{json, Value};
+use server::cache::ClusterCache;
 use server::crd::{MigrationState, WorkloadMigration, WorkloadState};
 use server::engine::Scope;
 use server::migration::latency::{MetricsError, MetricsSource, PrometheusSource, DEFAULT_QUERY_TEMPLATE};
@@ -89,6 +90,20 @@ impl World {
         // watches of the moved workloads and pods, or it would take far longer.
         let config = Config { scope: Scope::labelled(&self.scope), ..Config::default() };
         let ctx = Arc::new(Context::new(self.client.clone(), self.store.clone(), config, metrics));
+        self.controller = Some(tokio::spawn(migration::run(self.client.clone(), ctx)));
+    }
+
+    /// The engine as the server runs it: beside the dashboard's watch caches, which it reads
+    /// the report's "before" from. Returns once the caches have synced.
+    async fn start_beside_the_caches(&mut self) {
+        let cache = ClusterCache::start(self.client.clone());
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while cache.snapshot().await.is_err() {
+            assert!(Instant::now() < deadline, "the watch caches did not sync");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let config = Config { scope: Scope::labelled(&self.scope), ..Config::default() };
+        let ctx = Arc::new(Context::new(self.client.clone(), self.store.clone(), config, None).with_cache(Some(cache)));
         self.controller = Some(tokio::spawn(migration::run(self.client.clone(), ctx)));
     }
 
@@ -313,12 +328,22 @@ fn scheduling(d: &Deployment) -> (Value, Value, Value, Value) {
 async fn a_deployment_moves_to_the_dedicated_node_without_losing_a_replica() {
     const WEB: i32 = 4;
     let mut w = World::new("4").await;
-    w.start();
+    w.start_beside_the_caches().await;
     let strategy = json!({ "strategy": { "type": "RollingUpdate", "rollingUpdate": { "maxUnavailable": 1, "maxSurge": 1 } } });
     let slow_ready = json!({ "pod-ready.stage.kwok.x-k8s.io/delay": "2s" });
+    // The workspace's shared-pool quota, which the report's "before" reads (from the watch
+    // caches here): 800m of 4 once the replicas run.
+    let quotas: Api<ResourceQuota> = Api::namespaced(w.client.clone(), &w.ns);
+    let quota: ResourceQuota =
+        serde_json::from_value(json!({ "metadata": { "name": "workspace-quota" }, "spec": { "hard": { "requests.cpu": "4" } } })).unwrap();
+    quotas.create(&PostParams::default(), &quota).await.unwrap();
     w.deployment_in(&w.ns, "web", "200m", WEB, strategy, slow_ready).await;
     let probe = AvailabilityProbe::start(w.pods(), "web", false).await;
     assert_eq!(probe.lowest(), WEB, "all replicas available before the move");
+    cluster::wait_until(&quotas, "workspace-quota", WAIT, "the quota counts the replicas", |q| {
+        q.status.as_ref().and_then(|s| s.used.as_ref()).and_then(|u| u.get("requests.cpu")).is_some_and(|c| c.0 == "800m")
+    })
+    .await;
     let name = w.migrate(&[&["web"]], json!({})).await;
     let wm = w.wait_phase(&name, MigrationState::Succeeded).await;
     w.wait_pods_on("web", WEB, &w.dedicated).await;
@@ -331,6 +356,8 @@ async fn a_deployment_moves_to_the_dedicated_node_without_losing_a_replica() {
     assert_eq!((web.desired_replicas, web.on_target), (WEB, WEB), "where the pods are now");
     let before = status.before.expect("the shared pool before the move, taken at the start");
     assert_eq!(before.pods_on_shared_pool, WEB as u32, "every replica ran on the shared pool before");
+    assert_eq!((before.quota_cpu, before.used_cpu), (4.0, 0.8), "the quota as it was when the move started: {before:?}");
+    assert!(before.pool_nodes >= 2, "the seeded pool and this test's shared node: {before:?}");
     let d = w.deployments().get("web").await.unwrap();
     let (selector, tolerations, _, strategy) = scheduling(&d);
     assert_eq!(selector["kubernetes.io/hostname"], json!(w.dedicated));

@@ -76,13 +76,16 @@ impl Snapshot {
     }
 
     pub fn shared_pool_usage(&self, ws: &str) -> SharedPoolUsage {
-        let pool: BTreeSet<&str> = self
-            .nodes
+        usage::pool_usage(&self.namespace_workspaces(), self.quotas.iter().map(|q| &**q), &self.shared_pool_nodes(), &self.pods, ws)
+    }
+
+    /// The names of the shared pool's nodes.
+    pub fn shared_pool_nodes(&self) -> BTreeSet<&str> {
+        self.nodes
             .iter()
             .filter(|n| n.labels().get(labels::NODE_POOL).map(String::as_str) == Some(labels::POOL_SHARED))
             .filter_map(|n| n.metadata.name.as_deref())
-            .collect();
-        usage::pool_usage(&self.namespace_workspaces(), self.quotas.iter().map(|q| &**q), &pool, &self.pods, ws)
+            .collect()
     }
 
     /// What is requested on a node and what it can give (zeros for a node that does not

@@ -334,11 +334,24 @@ impl Run<'_> {
         Ok(None)
     }
 
-    /// The workspace on the shared pool before anything moves: the report's "before".
+    /// The workspace on the shared pool before anything moves: the report's "before". From
+    /// the watch caches when they are usable (the same numbers Node Management shows), else
+    /// from the API server.
     async fn snapshot(&self, status: &WorkloadMigrationStatus) -> Result<SharedPoolSnapshot> {
         let client = &self.ctx.client;
-        let shared = usage::shared_pool_nodes(client).await?;
-        let pool = usage::shared_pool_usage(client, &self.wm.spec.workspace, &shared).await?;
+        let ws = &self.wm.spec.workspace;
+        let cached = match &self.ctx.cache {
+            Some(cache) => cache.snapshot().await.inspect_err(|e| tracing::debug!(error = %e, "the report's before from the API server")).ok(),
+            None => None,
+        };
+        let (shared, pool) = match cached {
+            Some(s) => (s.shared_pool_nodes().into_iter().map(str::to_string).collect(), s.shared_pool_usage(ws)),
+            None => {
+                let shared = usage::shared_pool_nodes(client).await?;
+                let pool = usage::shared_pool_usage(client, ws, &shared).await?;
+                (shared, pool)
+            }
+        };
         let mut pods_on_shared_pool = 0;
         for w in &status.workloads {
             let Some(workload) = Workload::get(client, &w.workload).await? else { continue };

@@ -30,6 +30,7 @@ pub use controller::{run, FIELD_MANAGER, FINALIZER};
 pub use events::MigrationEvents;
 pub use latency::{MetricsSource, PrometheusSource};
 
+use crate::cache::ClusterCache;
 use crate::crd::LatencyGuardSpec;
 use crate::engine::retry::{self, Retry};
 use crate::engine::Scope;
@@ -67,11 +68,21 @@ pub struct Context {
     /// since the reconcile last took it: every watch event counts, also those that arrive
     /// while a reconcile runs.
     pub(crate) lowest_available: Arc<Mutex<HashMap<WorkloadKey, i32>>>,
+    /// The server's watch caches, when the engine runs beside the dashboard: the report's
+    /// "before" is read there instead of LISTing every other workspace's pods (20,000 on a
+    /// platform's cluster: a second and more before anything could move).
+    pub(crate) cache: Option<Arc<ClusterCache>>,
 }
 
 impl Context {
     pub fn new(client: Client, store: Store, config: Config, metrics: Option<Arc<dyn MetricsSource>>) -> Self {
-        Self { client, events: MigrationEvents::new(store), config, metrics, lowest_available: Arc::default() }
+        Self { client, events: MigrationEvents::new(store), config, metrics, lowest_available: Arc::default(), cache: None }
+    }
+
+    /// Reads what the watch caches hold from them (see `cache`).
+    pub fn with_cache(mut self, cache: Option<Arc<ClusterCache>>) -> Self {
+        self.cache = cache;
+        self
     }
 
     /// The source for one migration's guard: its own metric against the configured
