@@ -12,8 +12,10 @@ cd "$here/.."
 forget_moved_checkout
 
 export HEXA_CLUSTER_DIR="$HEXA_CACHE/cluster-bench"
-# No Prometheus: scraping 2,000 emulated kubelets every 5 s is load the measurements must not carry.
-export HEXA_PROMETHEUS=0
+# No Prometheus (scraping 2,000 emulated kubelets every 5 s) and no Karpenter (the bench's
+# orders use the kwok provider; Karpenter watching 2,000 nodes took half a core throughout):
+# load the measurements must not carry.
+export HEXA_PROMETHEUS=0 HEXA_KARPENTER=0
 trap 'bash hack/cluster/down.sh >/dev/null 2>&1 || true' EXIT
 if [[ -n "${BENCH_REUSE_CLUSTER:-}" ]]; then
   # The scale cluster of the last run, seeded already (its data survives down.sh).

@@ -12,6 +12,7 @@
 #      HEXA_CLUSTER_TIMEOUT (seconds to wait for health, default 180),
 #      K8S_VERSION / ETCD_VERSION / KWOK_VERSION (same defaults as build.sh),
 #      HEXA_PROMETHEUS=0 (no Prometheus: the scale benchmark's 2,000 nodes need none),
+#      HEXA_KARPENTER=0 (no Karpenter: nor do they need it),
 #      PROMETHEUS_BIN (default /usr/bin/prometheus, Debian's package: hack/tools.sh --system).
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -435,7 +436,13 @@ if [[ " ${COMPONENTS[*]} " == *" prometheus "* ]]; then
 fi
 
 # Karpenter (its kwok cloud provider) provisions the dedicated nodes: docs/karpenter.md.
-HEXA_CLUSTER_DIR="$D" bash "$HERE/../karpenter/up.sh"
+# HEXA_KARPENTER=0 leaves it out (and stops one running): the scale bench uses the kwok
+# provider, and Karpenter watching 2,000 nodes would take a core from its measurements.
+if [[ "${HEXA_KARPENTER:-1}" == 0 ]]; then
+  HEXA_CLUSTER_DIR="$D" bash "$HERE/../karpenter/down.sh"
+else
+  HEXA_CLUSTER_DIR="$D" bash "$HERE/../karpenter/up.sh"
+fi
 
 step "cluster: ready in $(( $(date +%s) - T_START ))s — kube-apiserver https://127.0.0.1:$APISERVER_PORT, kubectl $KUBECTL, logs $D/logs"
 echo "export KUBECONFIG=$KUBECONFIG_PATH"
