@@ -78,7 +78,7 @@ cat <<MSG
 
 MSG
 # The demo's web app serves no real traffic (KWOK pods): a simulator, not part of the product,
-# exports its request latencies for Prometheus (README, "The demo's traffic"). It ends with the
+# exports its request latencies for Prometheus (README, "The demo's metrics and traffic"). It ends with the
 # server (it watches its parent, which the exec below makes the server).
 if [ -n "${SIMULATOR_ADDR:-}" ]; then
   step "demo traffic simulator on http://$SIMULATOR_ADDR (make slowdown MS=300 slows the web app down)"
