@@ -198,9 +198,9 @@ pub mod node_usage {
         (end - range.seconds(), end)
     }
 
-    /// CPU cores and memory bytes of `node` over `range`, both queries at once.
-    pub async fn read(prometheus: &Prometheus, node: &str, range: UsageRange, now: i64) -> Result<(Points, Points), MetricsError> {
-        let (start, end) = bounds(range, now);
+    /// CPU cores and memory bytes of `node` over `range`, from `start` to `end` ([`bounds`]),
+    /// both queries at once.
+    pub async fn read(prometheus: &Prometheus, node: &str, range: UsageRange, (start, end): (i64, i64)) -> Result<(Points, Points), MetricsError> {
         let step = range.step_seconds();
         let cpu = cpu_query(node, rate_window(range));
         let memory = memory_query(node);

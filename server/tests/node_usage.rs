@@ -64,10 +64,11 @@ async fn prometheus_scraping_kwok_reads_back_the_usage_the_pods_were_given() {
     let deadline = started + Duration::from_secs(120);
     loop {
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
-        let (cpu, memory) = match node_usage::read(&prom, &node, UsageRange::Hour, now + UsageRange::Hour.step_seconds()).await {
-            Ok(points) => points,
-            Err(e) => panic!("Prometheus did not answer the usage queries: {e}"),
-        };
+        let (cpu, memory) =
+            match node_usage::read(&prom, &node, UsageRange::Hour, node_usage::bounds(UsageRange::Hour, now + UsageRange::Hour.step_seconds())).await {
+                Ok(points) => points,
+                Err(e) => panic!("Prometheus did not answer the usage queries: {e}"),
+            };
         let (cpu_now, memory_now) = (cpu.last().map(|p| p.1), memory.last().map(|p| p.1));
         let cpu_ok = cpu_now.is_some_and(|c| (c - 0.75).abs() < 0.03);
         let memory_ok = memory_now.is_some_and(|m| (m - 500.0 * MIB).abs() < MIB);
@@ -86,6 +87,6 @@ async fn prometheus_scraping_kwok_reads_back_the_usage_the_pods_were_given() {
 
     // Another node's series are not this node's: a name that is a prefix matches nothing.
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let (cpu, memory) = node_usage::read(&prom, &node[..node.len() - 1], UsageRange::Hour, now).await.expect("query");
+    let (cpu, memory) = node_usage::read(&prom, &node[..node.len() - 1], UsageRange::Hour, node_usage::bounds(UsageRange::Hour, now)).await.expect("query");
     assert!(cpu.is_empty() && memory.is_empty(), "a prefix of the node's name must match no series: {cpu:?} {memory:?}");
 }

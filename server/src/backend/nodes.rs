@@ -129,7 +129,7 @@ impl DashboardBackend {
         let (history, unavailable) = match (&node, &self.prometheus) {
             (None, _) => (None, Some("The node is not running yet: its usage appears once it is Ready.".to_string())),
             (Some(_), None) => (None, Some("No metrics source is configured (set PROMETHEUS_URL to your Prometheus).".to_string())),
-            (Some(node), Some(prometheus)) => match crate::prometheus::node_usage::read(prometheus, node, range, now).await {
+            (Some(node), Some(prometheus)) => match crate::prometheus::node_usage::read(prometheus, node, range, (start, end)).await {
                 Ok(points) => (Some(points), None),
                 Err(e) => {
                     tracing::warn!(node = %node, error = %e, "usage history");

@@ -25,6 +25,7 @@ use clap::Parser;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{Api, ListParams};
+use kube::ResourceExt;
 use rand::Rng;
 
 #[derive(Parser, Debug)]
@@ -165,14 +166,20 @@ impl Sim {
 
 type Shared = Arc<Mutex<Sim>>;
 
-/// The Deployment's Ready pods and where each runs.
-async fn serving_pods(client: &kube::Client, args: &Args, busy: &BTreeMap<String, f64>) -> Result<Vec<(String, String, Placement)>, kube::Error> {
+/// The Deployment's Ready pods and where each runs, and the allocatable CPU of the shared-pool
+/// nodes among them (each Node read once), for [`node_busy`].
+async fn serving_pods(
+    client: &kube::Client,
+    args: &Args,
+    busy: &BTreeMap<String, f64>,
+) -> Result<(Vec<(String, String, Placement)>, BTreeMap<String, f64>), kube::Error> {
     let deployment = Api::<Deployment>::namespaced(client.clone(), &args.namespace).get(&args.workload).await?;
     let selector = deployment.spec.selector.match_labels.unwrap_or_default();
     let selector = selector.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",");
     let pods = Api::<Pod>::namespaced(client.clone(), &args.namespace).list(&ListParams::default().labels(&selector)).await?;
     let nodes: Api<Node> = Api::all(client.clone());
-    let mut pools = BTreeMap::new();
+    // Per node: whether it is dedicated, and its allocatable CPU.
+    let mut seen: BTreeMap<String, (bool, f64)> = BTreeMap::new();
     let mut out = Vec::new();
     for pod in pods {
         let ready = pod.status.as_ref().and_then(|s| s.conditions.as_ref()).is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
@@ -180,33 +187,35 @@ async fn serving_pods(client: &kube::Client, args: &Args, busy: &BTreeMap<String
         if !ready || pod.metadata.deletion_timestamp.is_some() {
             continue;
         }
-        if !pools.contains_key(&node) {
-            let pool = nodes.get_opt(&node).await?.and_then(|n| n.metadata.labels.and_then(|l| l.get(server::cluster::labels::NODE_POOL).cloned()));
-            pools.insert(node.clone(), pool);
+        if !seen.contains_key(&node) {
+            let n = nodes.get_opt(&node).await?;
+            let dedicated = n
+                .as_ref()
+                .is_some_and(|n| n.labels().get(server::cluster::labels::NODE_POOL).map(String::as_str) == Some(server::cluster::labels::POOL_DEDICATED));
+            seen.insert(node.clone(), (dedicated, n.as_ref().map(|n| server::capacity::allocatable(n).cpu).unwrap_or(0.0)));
         }
-        let placement = match pools[&node].as_deref() {
-            Some(server::cluster::labels::POOL_DEDICATED) => Placement::Dedicated,
+        let placement = match seen[&node] {
+            (true, _) => Placement::Dedicated,
             // Without CPU numbers, a shared pool is assumed as busy as the demo's.
-            _ => Placement::SharedPool { busy: busy.get(&node).copied().unwrap_or(0.8) },
+            (false, _) => Placement::SharedPool { busy: busy.get(&node).copied().unwrap_or(0.8) },
         };
         out.push((name, node, placement));
     }
-    Ok(out)
+    let shared = seen.into_iter().filter(|(_, (dedicated, _))| !dedicated).map(|(node, (_, cpu))| (node, cpu)).collect();
+    Ok((out, shared))
 }
 
-/// Each node's CPU use over its allocatable, from the kubelets' metrics and the Nodes.
-async fn node_busy(client: &kube::Client, prometheus: &server::prometheus::Prometheus, nodes: &[String]) -> BTreeMap<String, f64> {
-    let api: Api<Node> = Api::all(client.clone());
+/// Each node's CPU use over its allocatable (`allocatable`: node → vCPU), from the kubelets'
+/// metrics.
+async fn node_busy(prometheus: &server::prometheus::Prometheus, allocatable: &BTreeMap<String, f64>) -> BTreeMap<String, f64> {
     let mut out = BTreeMap::new();
-    for node in nodes {
+    for (node, &cpu) in allocatable {
         let query = server::prometheus::node_usage::cpu_query(node, 30);
-        let used = match prometheus.instant(&query).await.and_then(|body| server::prometheus::parse_instant(&body)) {
-            Ok(Some(v)) if v.is_finite() => v,
-            _ => continue,
-        };
-        let cpu = api.get_opt(node).await.ok().flatten().map(|n| server::capacity::allocatable(&n).cpu).unwrap_or(0.0);
-        if cpu > 0.0 {
-            out.insert(node.clone(), used / cpu);
+        match prometheus.instant(&query).await.and_then(|body| server::prometheus::parse_instant(&body)) {
+            Ok(Some(used)) if used.is_finite() && cpu > 0.0 => {
+                out.insert(node.clone(), used / cpu);
+            }
+            _ => {}
         }
     }
     out
@@ -289,11 +298,10 @@ async fn main() -> anyhow::Result<()> {
         let elapsed = now.duration_since(last).as_secs_f64();
         last = now;
         match serving_pods(&client, &args, &busy).await {
-            Ok(serving) => {
+            Ok((serving, shared)) => {
                 // The nodes' CPU use every 5 s: one scrape interval of the local Prometheus.
                 if let (Some(p), true) = (&prometheus, ticks.is_multiple_of(5)) {
-                    let nodes: Vec<String> = serving.iter().map(|(_, n, _)| n.clone()).collect();
-                    busy = node_busy(&client, p, &nodes).await;
+                    busy = node_busy(p, &shared).await;
                 }
                 sim.lock().unwrap().tick(serving, args.requests_per_second * elapsed, now, &mut rng);
             }
