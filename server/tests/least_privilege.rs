@@ -90,6 +90,17 @@ async fn the_servers_service_account_cannot_read_secrets_or_touch_what_it_does_n
     let shared_delete = code(Api::<Node>::all(sa.clone()).delete(&shared, &dry_delete).await);
     let dedicated = cluster::kwok_node(&cluster::name("lp-dedicated"), "2", "8Gi", json!({ "hexabase.ai/node-pool": "dedicated" }), None);
     let dedicated_create = code(Api::<Node>::all(sa.clone()).create(&PostParams { dry_run: true, ..Default::default() }, &dedicated).await);
+    // Events of cluster-scoped objects (the engine's on its orders, the Node's) live in `default`.
+    let event = |ns: &str| -> k8s_openapi::api::events::v1::Event {
+        serde_json::from_value(json!({ "metadata": { "name": "hexabase-probe", "namespace": ns }, "eventTime": "2026-01-01T00:00:00.000000Z",
+            "reportingController": "hexabase.ai/provisioning", "reportingInstance": "probe", "action": "Reserve", "reason": "CapacityReserved",
+            "type": "Normal", "regarding": { "kind": "Node", "name": shared } }))
+        .unwrap()
+    };
+    let events_in = |ns: &str| Api::<k8s_openapi::api::events::v1::Event>::namespaced(sa.clone(), ns);
+    let dry_create = PostParams { dry_run: true, ..Default::default() };
+    let event_default = code(events_in("default").create(&dry_create, &event("default")).await);
+    let read_events = code(Api::<k8s_openapi::api::core::v1::Event>::namespaced(sa.clone(), "default").list(&ListParams::default().limit(1)).await);
     drop(cleanup);
     let _ = Api::<Deployment>::namespaced(admin.clone(), "kube-system").delete(&system, &DeleteParams::default()).await;
 
@@ -101,4 +112,5 @@ async fn the_servers_service_account_cannot_read_secrets_or_touch_what_it_does_n
     assert_eq!(shared_delete, Err(403), "no shared-pool Node deleted");
     assert_eq!(tenant_patch, Ok(()), "while a workspace's workload can be moved");
     assert_eq!(dedicated_create, Ok(()), "and a dedicated Node created (the kwok provider)");
+    assert_eq!((event_default, read_events), (Ok(()), Ok(())), "Events of cluster-scoped objects published and read in default");
 }

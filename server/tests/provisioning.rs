@@ -148,6 +148,26 @@ impl Drop for World {
     }
 }
 
+/// The Kubernetes Events about an order (`kubectl describe dedicatednode NAME`), oldest first,
+/// once `reason` is among them (the controller publishes right after its status write).
+async fn events_until(client: &Client, name: &str, reason: &str) -> Vec<k8s_openapi::api::core::v1::Event> {
+    let api = Api::<k8s_openapi::api::core::v1::Event>::namespaced(client.clone(), "default");
+    let params = ListParams::default().fields(&format!("involvedObject.name={name},involvedObject.kind=DedicatedNode"));
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let mut events = api.list(&params).await.expect("list events").items;
+        events.sort_by_key(|e| e.event_time.as_ref().map(|t| t.0));
+        if events.iter().any(|e| e.reason.as_deref() == Some(reason)) || Instant::now() > deadline {
+            return events;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn reasons(events: &[k8s_openapi::api::core::v1::Event]) -> Vec<(&str, &str)> {
+    events.iter().map(|e| (e.type_.as_deref().unwrap_or_default(), e.reason.as_deref().unwrap_or_default())).collect()
+}
+
 fn steps_all_done(dn: &DedicatedNode) {
     let status = dn.status.as_ref().unwrap();
     assert_eq!(status.steps.iter().map(|s| s.name).collect::<Vec<_>>(), StepName::ALL.to_vec());
@@ -205,6 +225,13 @@ async fn a_dedicated_node_becomes_ready_with_labels_taint_and_capacity_and_the_u
     assert!(server::capacity::quantity(&alloc["memory"]).unwrap() < 8.0 * server::capacity::GIB);
     assert_eq!(w.nodes_of(&dn).await.len(), 1);
 
+    // Every step done is a Kubernetes Event on the order, in order, as Karpenter does.
+    let events = events_until(&w.client, &name, "Ready").await;
+    assert_eq!(reasons(&events), [("Normal", "CapacityReserved"), ("Normal", "Launched"), ("Normal", "Registered"), ("Normal", "Ready")]);
+    let ready = events.last().unwrap();
+    assert_eq!(ready.message.as_deref(), Some(format!("Node {name} is Ready for workloads.").as_str()));
+    assert_eq!(ready.reporting_component.as_deref(), Some(provisioning::kube_events::REPORTER));
+
     // The notification is sent once the Ready status is stored, and only once.
     let ws = w.workspace_id().await;
     let dn = w.wait_for(&name, "notified", |dn| dn.status.as_ref().is_some_and(|s| s.is_notified())).await;
@@ -247,6 +274,9 @@ async fn no_capacity_fails_with_alternatives_and_creates_nothing_then_an_alterna
     assert!(status.steps[1..].iter().all(|s| s.state == StepState::Pending));
     assert!(w.nodes().get_opt(&name).await.unwrap().is_none(), "no Node for a failed order");
     assert!(w.nodes_of(&dn).await.is_empty());
+    let events = events_until(&w.client, &name, "InsufficientCapacity").await;
+    assert_eq!(reasons(&events), [("Warning", "InsufficientCapacity")], "the failure, said once");
+    assert_eq!(events[0].message.as_deref(), Some(error.message.as_str()));
 
     let ws = w.workspace_id().await;
     w.wait_for(&name, "notified", |dn| dn.status.as_ref().is_some_and(|s| s.is_notified())).await;

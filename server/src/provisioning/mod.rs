@@ -9,6 +9,7 @@
 mod controller;
 pub mod events;
 pub mod karpenter;
+pub mod kube_events;
 pub mod kwok;
 pub mod provider;
 mod quota;
@@ -22,6 +23,7 @@ use kube::Client;
 pub use controller::{run, FINALIZER};
 pub use events::ProvisioningEvents;
 pub use karpenter::{KarpenterConfig, KarpenterProvider};
+pub use kube_events::KubeEvents;
 pub use provider::{Machine, NodeProvider, NodeRequest, Observation, Offering, Progress, ProviderError, Stage};
 
 use crate::catalogue::Catalogue;
@@ -77,6 +79,8 @@ pub struct Context {
     pub catalogue: Arc<Catalogue>,
     pub provider: Arc<dyn NodeProvider>,
     pub events: ProvisioningEvents,
+    /// Kubernetes Events on the orders (what `kubectl describe` and the node page show).
+    pub kube_events: KubeEvents,
     pub config: Config,
 }
 
@@ -93,7 +97,7 @@ impl Context {
     }
 
     pub fn with_provider(client: Client, store: Store, catalogue: Arc<Catalogue>, config: Config, provider: Arc<dyn NodeProvider>) -> Self {
-        Self { client, catalogue, provider, events: ProvisioningEvents::new(store), config }
+        Self { kube_events: KubeEvents::new(client.clone()), client, catalogue, provider, events: ProvisioningEvents::new(store), config }
     }
 
     /// The machine an order asks for, or why the catalogue cannot provide it.
