@@ -40,6 +40,8 @@ pub trait Backend: Send + Sync + 'static {
     /// A dedicated node's CPU and memory use over `range`, against its allocatable and its
     /// pods' requests (the history is empty, with the reason, when no metrics source answers).
     async fn node_usage(&self, user: &SessionUser, workspace: &str, name: &str, range: UsageRange) -> Result<NodeUsage, AppError>;
+    /// A dedicated node's conditions, Kubernetes Events, pods by workload and cost this month.
+    async fn node_details(&self, user: &SessionUser, workspace: &str, name: &str) -> Result<NodeDetails, AppError>;
     /// Removes a dedicated node no workload uses (its Node and capacity reservation go with it),
     /// or dismisses a failed request.
     async fn delete_dedicated_node(&self, user: &SessionUser, workspace: &str, name: &str) -> Result<(), AppError>;

@@ -70,6 +70,23 @@ test('the whole use case: dedicated node, Migrate to Dedicated Node, zero downti
   await page.getByRole('button', { name: '24 h' }).click();
   await expect(page.getByRole('button', { name: '24 h' })).toHaveAttribute('aria-pressed', 'true');
   await expect(cpu.getByRole('img')).toHaveAttribute('aria-label', /over the last 24 hours/);
+
+  // Step 17's monitoring beside usage: the pods on the node by workload, the Node's
+  // conditions, the Kubernetes Events of its order (one per provisioning step, published by
+  // the engine) beside the Node's own (the node controller's, Karpenter's on its NodeClaim)
+  // and what it costs this month.
+  const pods = page.getByTestId('node-pods').locator('tr[data-workload="web"]');
+  await expect(pods).toContainText('Deployment in acme-production');
+  await expect(pods.locator('td').nth(1)).toHaveText('3');
+  await expect(pods).toContainText('1.5 vCPU');
+  await expect(page.getByTestId('node-conditions').locator('[data-condition="Ready"]')).toHaveAttribute('data-status', 'True');
+  const events = page.getByTestId('node-events');
+  for (const reason of ['CapacityReserved', 'Launched', 'Registered', 'Ready']) {
+    await expect(events.locator(`li[data-kind="DedicatedNode"][data-reason="${reason}"]`)).toHaveCount(1);
+  }
+  await expect(events.locator('li[data-kind="DedicatedNode"][data-reason="Ready"]')).toContainText(`Node ${node} is Ready for workloads.`);
+  await expect(events.locator('li[data-kind="Node"][data-reason="RegisteredNode"]')).toContainText(`Registered Node ${node}`);
+  await expect(page.getByTestId('node-cost')).toContainText(/So far\s*\$\d+\.\d\d/);
 });
 
 test('a migration that cannot schedule rolls back automatically and explains why', async ({ page }) => {

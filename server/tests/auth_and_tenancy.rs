@@ -19,6 +19,7 @@ const WORKSPACE_FUNCTIONS: &[(&str, Form)] = &[
     ("start_provisioning", &[("size", "d4.xlarge"), ("region", "ap-northeast-1")]),
     ("load_node_progress", &[("name", "globex-prod-000000")]),
     ("load_node_usage", &[("name", "globex-prod-000000"), ("range", "Hour")]),
+    ("load_node_details", &[("name", "globex-prod-000000")]),
     ("delete_dedicated_node", &[("name", "globex-prod-000000")]),
     ("load_migration_screen", &[]),
     ("plan_migration", &[("node", "globex-prod-000000"), ("workloads", "globex-prod/Deployment/storefront")]),
@@ -332,6 +333,7 @@ async fn another_tenants_node_and_migration_are_not_found_from_ones_own_workspac
     let calls: Vec<(&str, Vec<(&str, &str)>)> = vec![
         ("load_node_progress", vec![("name", &node)]),
         ("load_node_usage", vec![("name", &node), ("range", "Week")]),
+        ("load_node_details", vec![("name", &node)]),
         ("delete_dedicated_node", vec![("name", &node)]),
         ("start_provisioning", vec![("size", "d2.large"), ("region", "ap-northeast-1"), ("replaces", &node)]),
         ("plan_migration", vec![("node", &node), ("workloads", "globex-prod/Deployment/storefront")]),

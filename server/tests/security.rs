@@ -180,6 +180,7 @@ async fn names_that_break_kubernetes_rules_are_refused_before_any_api_call() {
         for (f, form) in [
             ("load_node_progress", vec![("name", bad)]),
             ("load_node_usage", vec![("name", bad), ("range", "Hour")]),
+            ("load_node_details", vec![("name", bad)]),
             ("delete_dedicated_node", vec![("name", bad)]),
             ("load_migration_progress", vec![("namespace", "acme-production"), ("name", bad)]),
             ("load_migration_progress", vec![("namespace", bad), ("name", "m")]),

@@ -76,6 +76,22 @@ pub fn format_utc_time(unix_ms: i64) -> String {
     format!("{:02}:{:02}:{:02} UTC", secs / 3600, (secs % 3600) / 60, secs % 60)
 }
 
+/// A UTC calendar day, "28 Nov 2026" (days from the epoch to the civil date, proleptic
+/// Gregorian: H. Hinnant's `civil_from_days`).
+pub fn format_utc_date(unix_ms: i64) -> String {
+    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    let z = unix_ms.div_euclid(86_400_000) + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{day} {} {year}", MONTHS[(month - 1) as usize])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -114,5 +130,9 @@ mod tests {
         assert_eq!(format_ago(60), "1 minute ago");
         assert_eq!(format_ago(7300), "2 hours ago");
         assert_eq!(format_utc_time(1_764_252_309_000), "14:05:09 UTC");
+        assert_eq!(format_utc_date(1_764_252_309_000), "27 Nov 2025");
+        assert_eq!(format_utc_date(0), "1 Jan 1970");
+        assert_eq!(format_utc_date(951_782_400_000), "29 Feb 2000");
+        assert_eq!(format_utc_date(1_798_761_599_000), "31 Dec 2026");
     }
 }

@@ -4,12 +4,14 @@
 
 mod format;
 mod names;
+mod node_details;
 mod usage;
 mod vocabulary;
 mod workload_key;
 
 pub use format::*;
 pub use names::*;
+pub use node_details::{NodeConditionView, NodeCost, NodeDetails, NodeEventView, WorkloadOnNode};
 pub use usage::{NodeUsage, UsageRange, UsageSeries};
 pub use vocabulary::*;
 pub use workload_key::WorkloadKey;

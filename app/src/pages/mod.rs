@@ -5,6 +5,7 @@ pub mod layout;
 pub mod login;
 pub mod migration_run;
 pub mod migrations;
+pub mod node_details;
 pub mod node_progress;
 pub mod node_usage;
 pub mod nodes;

@@ -11,6 +11,7 @@ use crate::error::AppError;
 use crate::model::{format_duration_ms, format_usd, NodePhase, NodeProgress, Permission, Role, StepState, StepView, WithRole};
 use crate::pages::add_node::StartProvisioning;
 use crate::pages::layout::use_workspace_slug;
+use crate::pages::node_details::{node_details, NodeEventsCard, NodeHealthCards, NodePodsCard};
 use crate::pages::node_usage::NodeUsageCard;
 
 #[server(endpoint = "load_node_progress")]
@@ -53,6 +54,9 @@ fn LiveProgress(initial: NodeProgress, role: Role) -> impl IntoView {
     follow_events(state, just_ready);
     let p = move || state.get();
     let ready = Memo::new(move |_| state.with(|s| s.phase == NodePhase::Ready));
+    // Events, conditions and pods change as the steps do.
+    let moved = Memo::new(move |_| state.with(|s| (s.phase, s.progress)));
+    let details = state.with_untracked(|s| node_details(s.workspace.clone(), s.name.clone(), moved));
     view! {
         <PageHeader title=move || format!("Dedicated node {}", p().name) subtitle=move || format!("{} in {}", p().size, p().region)>
             <span data-testid="phase">{move || view! { <Badge text=p().phase.label() tone=p().phase.tone()/> }}</span>
@@ -63,7 +67,7 @@ fn LiveProgress(initial: NodeProgress, role: Role) -> impl IntoView {
                 // Monitoring, once there is a node to watch (created once, not on every update).
                 {move || ready.get().then(|| {
                     let (workspace, name) = state.with_untracked(|s| (s.workspace.clone(), s.name.clone()));
-                    view! { <NodeUsageCard workspace name/> }
+                    view! { <NodeUsageCard workspace name/> <NodePodsCard details/> }
                 })}
                 <Card title="Provisioning progress">
                     <div class="mb-5"><Bar percent=Signal::derive(move || f64::from(p().progress)) label="Provisioning progress"/></div>
@@ -73,6 +77,7 @@ fn LiveProgress(initial: NodeProgress, role: Role) -> impl IntoView {
                         {move || p().steps.into_iter().map(|s| view! { <Step s/> }).collect_view()}
                     </ol>
                 </Card>
+                <NodeEventsCard details/>
             </div>
             <div class="space-y-6">
                 {move || (p().phase == NodePhase::Failed).then(|| view! { <FailurePanel p=p() role/> })}
@@ -85,6 +90,7 @@ fn LiveProgress(initial: NodeProgress, role: Role) -> impl IntoView {
                         </Card>
                     }
                 })}
+                <NodeHealthCards details/>
             </div>
         </div>
     }

@@ -12,6 +12,7 @@ use async_trait::async_trait;
 pub mod feed;
 mod migration_runs;
 mod migrations;
+mod node_details;
 mod nodes;
 pub mod views;
 
@@ -254,6 +255,13 @@ impl Backend for DashboardBackend {
         valid(check_name("dedicated node", name))?;
         let dn = self.workspace_node(&ws.slug, name).await?;
         self.usage_of(&dn, range).await
+    }
+
+    async fn node_details(&self, user: &SessionUser, workspace: &str, name: &str) -> Result<NodeDetails, AppError> {
+        let (_, ws) = self.membership(user, workspace).await?;
+        valid(check_name("dedicated node", name))?;
+        let dn = self.workspace_node(&ws.slug, name).await?;
+        self.details_of(&ws.slug, &dn).await
     }
 
     async fn delete_dedicated_node(&self, user: &SessionUser, workspace: &str, name: &str) -> Result<(), AppError> {

@@ -125,13 +125,45 @@ impl Snapshot {
 
     /// The pods of a workload, by its whole selector; none when the workload is gone.
     pub fn pods_of(&self, key: &WorkloadKey) -> Vec<&PodRecord> {
+        let Some(selector) = self.selector_of(key) else { return vec![] };
+        self.pods.in_namespace(&key.namespace).iter().filter(|p| selector.matches(&p.labels)).map(|p| &**p).collect()
+    }
+
+    /// The pod selector of a workload; none when it is gone or selects nothing.
+    fn selector_of(&self, key: &WorkloadKey) -> Option<kube::core::Selector> {
         let named = |m: &kube::core::ObjectMeta| m.namespace.as_deref() == Some(key.namespace.as_str()) && m.name.as_deref() == Some(key.name.as_str());
         let selector = match key.kind {
             WorkloadKind::Deployment => self.deployments.iter().find(|d| named(&d.metadata)).map(|d| &d.spec.selector),
             WorkloadKind::StatefulSet => self.stateful_sets.iter().find(|s| named(&s.metadata)).map(|s| &s.spec.selector),
         };
-        let Some(selector) = selector.and_then(workloads::pod_selector) else { return vec![] };
-        self.pods.in_namespace(&key.namespace).iter().filter(|p| selector.matches(&p.labels)).map(|p| &**p).collect()
+        selector.and_then(workloads::pod_selector)
+    }
+
+    /// The pods on `node`, by which of the workspace's workloads selects them (in the order
+    /// the lists show workloads), and the pods none of them selects.
+    pub fn pods_on_node_by_workload(&self, ws: &str, node: &str) -> (Vec<(WorkloadKey, Vec<&PodRecord>)>, Vec<&PodRecord>) {
+        let on_node = self.pods.on_node(node);
+        let namespaces: BTreeSet<&str> = on_node.iter().map(|p| &*p.namespace).collect();
+        let selectors: Vec<(WorkloadKey, kube::core::Selector)> = self
+            .workload_keys(ws)
+            .into_iter()
+            .filter(|k| namespaces.contains(k.namespace.as_str()))
+            .filter_map(|k| self.selector_of(&k).map(|selector| (k, selector)))
+            .collect();
+        let mut groups: Vec<(WorkloadKey, Vec<&PodRecord>)> = vec![];
+        let mut others = vec![];
+        for pod in on_node.iter().map(|p| &**p) {
+            let owner = selectors.iter().find(|(k, sel)| k.namespace == *pod.namespace && sel.matches(&pod.labels)).map(|(k, _)| k);
+            match owner {
+                Some(key) => match groups.iter_mut().find(|(k, _)| k == key) {
+                    Some((_, pods)) => pods.push(pod),
+                    None => groups.push((key.clone(), vec![pod])),
+                },
+                None => others.push(pod),
+            }
+        }
+        groups.sort_by_key(|(k, _)| selectors.iter().position(|(s, _)| s == k));
+        (groups, others)
     }
 
     /// The workspace's dedicated node orders, oldest first. The label is ours to set, the spec
@@ -232,5 +264,16 @@ mod tests {
         let pods: Vec<&str> = s.pods_of(&workloads[0].key).iter().map(|p| &*p.name).collect();
         assert_eq!(pods, ["web-1", "web-2"], "by the selector, in its namespace");
         assert_eq!(s.workspace_namespaces("a"), BTreeSet::from(["a-jobs".to_string(), "a-prod".to_string()]));
+    }
+
+    #[test]
+    fn the_pods_on_a_node_are_grouped_by_the_workload_that_selects_them() {
+        let s = snapshot();
+        let (groups, others) = s.pods_on_node_by_workload("a", "d1");
+        let groups: Vec<(String, Vec<&str>)> = groups.iter().map(|(k, pods)| (k.to_string(), pods.iter().map(|p| &*p.name).collect())).collect();
+        assert_eq!(groups, vec![(WorkloadKey::new("a-prod", WorkloadKind::Deployment, "web").to_string(), vec!["web-2"])], "web-1 runs elsewhere");
+        assert_eq!(others.iter().map(|p| &*p.name).collect::<Vec<_>>(), ["batch"], "no workload selects it");
+        let (groups, others) = s.pods_on_node_by_workload("b", "d1");
+        assert!(groups.is_empty() && others.len() == 2, "another workspace's workloads never claim them");
     }
 }
