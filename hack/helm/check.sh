@@ -330,9 +330,11 @@ yes patch validatingadmissionpolicies.admissionregistration.k8s.io - hexabase-de
 yes patch validatingadmissionpolicybindings.admissionregistration.k8s.io - hexabase-dedicated-pods
 yes create validatingadmissionpolicies.admissionregistration.k8s.io - hexabase-tenant-pods
 yes patch validatingadmissionpolicybindings.admissionregistration.k8s.io - hexabase-tenant-pods
-# Events: published on the orders (in default, as for every cluster-scoped object), read for the node page.
+# Events: published on the orders (in default, as for every cluster-scoped object) and on the
+# migrations (in their namespace), read for the node page.
 yes create events.events.k8s.io default
 yes patch events.events.k8s.io default
+yes create events.events.k8s.io acme-production
 yes list events default
 no delete events default
 no update events.events.k8s.io default

@@ -255,6 +255,24 @@ impl World {
         .await
     }
 
+    /// The Kubernetes Events on a migration (`kubectl describe workloadmigration`), oldest
+    /// first, once `last` is among them (the controller publishes right after its write).
+    async fn kube_events(&self, name: &str, last: &str) -> Vec<(String, String, Option<String>)> {
+        let api = Api::<k8s_openapi::api::core::v1::Event>::namespaced(self.client.clone(), &self.ns);
+        let params = ListParams::default().fields(&format!("involvedObject.name={name},involvedObject.kind=WorkloadMigration"));
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let mut events = api.list(&params).await.expect("list events").items;
+            events.sort_by_key(|e| e.event_time.as_ref().map(|t| t.0));
+            let seen: Vec<_> =
+                events.into_iter().map(|e| (e.type_.unwrap_or_default(), e.reason.unwrap_or_default(), e.related.and_then(|r| r.name))).collect();
+            if seen.iter().any(|(_, r, _)| r == last) || Instant::now() > deadline {
+                return seen;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
     async fn notifications(&self) -> Vec<String> {
         let id = self.store.workspace_id(&self.ws).await.unwrap().unwrap();
         self.store.notifications(&id).await.unwrap().into_iter().map(|n| format!("{}: {}", n.title, n.body)).collect()
@@ -376,6 +394,12 @@ async fn a_deployment_moves_to_the_dedicated_node_without_losing_a_replica() {
     let notes = w.notifications().await;
     assert_eq!(notes.iter().filter(|n| n.starts_with("Migration complete")).count(), 1, "{notes:?}");
     assert!(notes[0].contains("4 of 4 replicas available at the lowest"), "{notes:?}");
+    let ev = |t: &str, r: &str, related: Option<&str>| (t.to_string(), r.to_string(), related.map(String::from));
+    assert_eq!(
+        w.kube_events(&name, "Succeeded").await,
+        [ev("Normal", "Moving", Some("web")), ev("Normal", "Moved", Some("web")), ev("Normal", "Succeeded", None)],
+        "each step of the move is a Kubernetes Event on the migration"
+    );
 }
 
 #[tokio::test]
@@ -407,6 +431,9 @@ async fn a_move_that_cannot_schedule_rolls_back_to_exactly_the_original() {
     assert!(!after.annotations().contains_key(patch::MIGRATION_ANNOTATION));
     assert!(!after.labels().contains_key(patch::MOVED_LABEL), "no longer watched once restored");
     assert_eq!(after.spec.template, before.spec.template, "the whole pod template is the original again");
+    let reasons: Vec<(String, String)> = w.kube_events(&name, "RolledBack").await.into_iter().map(|(t, r, _)| (t, r)).collect();
+    let warnings = |r: &str| reasons.iter().any(|(t, x)| t == "Warning" && x == r);
+    assert!(warnings("RollingBack") && warnings("RolledBack"), "the rollback is said as Warnings: {reasons:?}");
 
     // Retrying (raising spec.retry) starts over from a fresh status and fails the same way.
     w.wait_notified(&name, 0).await;

@@ -28,6 +28,7 @@ use kube::{Client, Resource, ResourceExt};
 use serde_json::{json, Value};
 
 use super::events::Told;
+use super::kube_events;
 use super::latency::{observe, GuardDecision, GuardSettings};
 use super::patch::{self, Scheduling, MIGRATION_ANNOTATION, ORIGINAL_ANNOTATION};
 use super::rollout::{self, Cause, Counts, Verdict};
@@ -590,6 +591,9 @@ impl Run<'_> {
         });
         let written = self.api.patch_status(&self.wm.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch)).await?;
         self.rv = written.resource_version().unwrap_or_default();
+        let before = self.written.as_ref().or(self.wm.status.as_ref());
+        let events = kube_events::changes(before, status, &self.wm.spec.target_node);
+        self.ctx.kube_events.publish(&self.wm.object_ref(&()), &events).await;
         self.written = Some(status.clone());
         Ok(())
     }

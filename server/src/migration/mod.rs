@@ -9,10 +9,12 @@
 //!
 //! Files: `patch` (the template changes and their undo), `rollout` (reading a rollout),
 //! `steps` (the status as a state machine), `troubleshooting` (what a failure tells the user),
-//! `events` (notifications), `latency` (the guard), `controller` (the loop that does the work).
+//! `events` (notifications), `kube_events` (the Kubernetes Events a status change owes),
+//! `latency` (the guard), `controller` (the loop that does the work).
 
 mod controller;
 pub mod events;
+pub mod kube_events;
 pub mod latency;
 pub mod patch;
 pub mod rollout;
@@ -32,6 +34,7 @@ pub use latency::{MetricsSource, PrometheusSource};
 
 use crate::cache::ClusterCache;
 use crate::crd::LatencyGuardSpec;
+use crate::engine::kube_events::KubeEvents;
 use crate::engine::retry::{self, Retry};
 use crate::engine::Scope;
 use crate::store::Store;
@@ -61,6 +64,8 @@ impl Default for Config {
 pub struct Context {
     pub client: Client,
     pub events: MigrationEvents,
+    /// Kubernetes Events on the migrations (what `kubectl describe` shows).
+    pub kube_events: KubeEvents,
     pub config: Config,
     /// The latency guard's source; `None` turns the guard off.
     pub metrics: Option<Arc<dyn MetricsSource>>,
@@ -76,7 +81,15 @@ pub struct Context {
 
 impl Context {
     pub fn new(client: Client, store: Store, config: Config, metrics: Option<Arc<dyn MetricsSource>>) -> Self {
-        Self { client, events: MigrationEvents::new(store), config, metrics, lowest_available: Arc::default(), cache: None }
+        Self {
+            kube_events: KubeEvents::new(client.clone(), kube_events::REPORTER),
+            client,
+            events: MigrationEvents::new(store),
+            config,
+            metrics,
+            lowest_available: Arc::default(),
+            cache: None,
+        }
     }
 
     /// Reads what the watch caches hold from them (see `cache`).

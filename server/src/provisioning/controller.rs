@@ -14,6 +14,7 @@ use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
 use time::OffsetDateTime;
 
+use super::kube_events;
 use super::provider::{Machine, NodeRequest, Observation, Progress, ProviderError, Stage};
 use super::steps::{self, News, StatusExt};
 use super::{Context, Error, Result};
@@ -108,7 +109,7 @@ async fn apply(dn: &DedicatedNode, ctx: &Context) -> Result<Action> {
     status.settle(generation, OffsetDateTime::now_utc());
     if dn.status.as_ref() != Some(&status) {
         write_status(ctx, dn, &status).await?;
-        ctx.kube_events.published(dn, dn.status.as_ref(), &status).await;
+        ctx.kube_events.publish(&dn.object_ref(&()), &kube_events::changes(dn.status.as_ref(), &status)).await;
     }
     if status.news().is_some() {
         // Our own status event brings the next reconcile; this is only the fallback.
@@ -241,7 +242,7 @@ async fn cleanup(dn: &DedicatedNode, ctx: &Context) -> Result<Action> {
     status.phase = NodePhase::Deleting;
     if dn.status.as_ref() != Some(&status) {
         write_status(ctx, dn, &status).await?;
-        ctx.kube_events.releasing(dn).await;
+        ctx.kube_events.publish(&dn.object_ref(&()), &[kube_events::releasing(dn)]).await;
     }
     match ctx.provider.release(&dn.name_any()).await? {
         Progress::Done => {

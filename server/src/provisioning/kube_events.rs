@@ -1,72 +1,25 @@
-//! What the controller tells Kubernetes: an Event on the `DedicatedNode` for every step done,
-//! every failure, a lost machine and the release, as Karpenter does for its NodeClaims. They
-//! are what `kubectl describe dedicatednode` and the node page show, beside the Node's own
-//! Events. Which Events a reconcile owes is a pure function of the status before and after
-//! its one write ([`changes`]); they are published only once that write succeeded, so a
-//! reconcile that lost a race (and will run again) says nothing.
-//!
-//! Events are best effort, as in Kubernetes itself: one that cannot be published is logged,
-//! never a reason to retry a step. The API server keeps them for its `--event-ttl` (1 h by
-//! default); the notifications and the audit log are the lasting record.
+//! The Kubernetes Events a provisioning status change owes (pure): one on the DedicatedNode
+//! for every step done, every failure, a provider retry, a lost machine and the release, as
+//! Karpenter does for its NodeClaims. Published by the controller after its status write
+//! (`engine::kube_events`), beside the Node's own Events on the node page.
 
-use k8s_openapi::api::core::v1::ObjectReference;
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
-use kube::{Client, Resource};
+use kube::runtime::events::Event;
 
-use super::steps::{NODE_LOST, REASON_TIMEOUT};
+use super::steps::NODE_LOST;
 use crate::crd::{DedicatedNode, DedicatedNodeStatus, NodePhase, StepName, StepState};
+use crate::engine::kube_events::{normal, warning};
 
 /// The `reportingController` of every Event this controller publishes.
 pub const REPORTER: &str = "hexabase.ai/provisioning";
 
-/// Publishes the Events of one controller process.
-#[derive(Clone)]
-pub struct KubeEvents {
-    recorder: Recorder,
-}
-
-impl KubeEvents {
-    pub fn new(client: Client) -> Self {
-        // The instance tells replicas apart (the chart's pods are named by their hostname).
-        let instance = std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty());
-        Self { recorder: Recorder::new(client, Reporter { controller: REPORTER.into(), instance }) }
-    }
-
-    /// Publishes what changed between the stored status `before` and the one just written.
-    pub async fn published(&self, dn: &DedicatedNode, before: Option<&DedicatedNodeStatus>, after: &DedicatedNodeStatus) {
-        let events = changes(before, after);
-        if events.is_empty() {
-            return;
-        }
-        let reference = dn.object_ref(&());
-        for event in events {
-            self.publish(&event, &reference).await;
-        }
-    }
-
-    /// The order is being deleted: its machine is released.
-    pub async fn releasing(&self, dn: &DedicatedNode) {
-        let node = dn.status.as_ref().and_then(|s| s.node_name.as_deref());
-        let note = match node {
-            Some(node) => format!("Releasing node {node} and its capacity."),
-            None => "Releasing the order's capacity.".to_string(),
-        };
-        self.publish(&normal("Releasing", "Release", note), &dn.object_ref(&())).await;
-    }
-
-    async fn publish(&self, event: &Event, reference: &ObjectReference) {
-        if let Err(e) = self.recorder.publish(event, reference).await {
-            tracing::warn!(object = ?reference.name, reason = %event.reason, error = %e, "could not publish a Kubernetes Event");
-        }
-    }
-}
-
-fn normal(reason: &str, action: &str, note: String) -> Event {
-    Event { type_: EventType::Normal, reason: reason.into(), note: Some(note), action: action.into(), secondary: None }
-}
-
-fn warning(reason: &str, action: &str, note: String) -> Event {
-    Event { type_: EventType::Warning, reason: reason.into(), note: Some(note), action: action.into(), secondary: None }
+/// The order is being deleted: its machine is released.
+pub fn releasing(dn: &DedicatedNode) -> Event {
+    let node = dn.status.as_ref().and_then(|s| s.node_name.as_deref());
+    let note = match node {
+        Some(node) => format!("Releasing node {node} and its capacity."),
+        None => "Releasing the order's capacity.".to_string(),
+    };
+    normal("Releasing", "Release", note)
 }
 
 /// The Events a status change owes, in the order things happened (pure).
@@ -88,7 +41,6 @@ pub fn changes(before: Option<&DedicatedNodeStatus>, after: &DedicatedNodeStatus
                     Some(e) => (e.reason.as_str(), e.message.clone()),
                     None => ("Failed", format!("{} failed.", step.name.label())),
                 };
-                let reason = if reason == REASON_TIMEOUT { "StepTimedOut" } else { reason };
                 out.push(warning(reason, action(step.name), note));
             }
             // The provider refused a call: the step shows it and retries. Said once for each
@@ -137,6 +89,7 @@ mod tests {
     use super::*;
     use crate::crd::{Condition, ProvisioningError};
     use crate::provisioning::steps::{self, StatusExt};
+    use kube::runtime::events::EventType;
     use time::OffsetDateTime;
 
     fn reasons(events: &[Event]) -> Vec<(&str, bool)> {

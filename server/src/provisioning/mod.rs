@@ -23,11 +23,11 @@ use kube::Client;
 pub use controller::{run, FINALIZER};
 pub use events::ProvisioningEvents;
 pub use karpenter::{KarpenterConfig, KarpenterProvider};
-pub use kube_events::KubeEvents;
 pub use provider::{Machine, NodeProvider, NodeRequest, Observation, Offering, Progress, ProviderError, Stage};
 
 use crate::catalogue::Catalogue;
 use crate::crd::{DedicatedNode, ProvisioningError};
+use crate::engine::kube_events::KubeEvents;
 use crate::engine::retry::{self, Retry};
 use crate::engine::Scope;
 use crate::store::Store;
@@ -97,7 +97,14 @@ impl Context {
     }
 
     pub fn with_provider(client: Client, store: Store, catalogue: Arc<Catalogue>, config: Config, provider: Arc<dyn NodeProvider>) -> Self {
-        Self { kube_events: KubeEvents::new(client.clone()), client, catalogue, provider, events: ProvisioningEvents::new(store), config }
+        Self {
+            kube_events: KubeEvents::new(client.clone(), kube_events::REPORTER),
+            client,
+            catalogue,
+            provider,
+            events: ProvisioningEvents::new(store),
+            config,
+        }
     }
 
     /// The machine an order asks for, or why the catalogue cannot provide it.
