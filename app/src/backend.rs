@@ -42,6 +42,8 @@ pub trait Backend: Send + Sync + 'static {
     async fn node_usage(&self, user: &SessionUser, workspace: &str, name: &str, range: UsageRange) -> Result<NodeUsage, AppError>;
     /// A dedicated node's conditions, Kubernetes Events, pods by workload and cost this month.
     async fn node_details(&self, user: &SessionUser, workspace: &str, name: &str) -> Result<NodeDetails, AppError>;
+    /// A migration's moved workloads' p95 latency and CPU use over time, before and after.
+    async fn migration_performance(&self, user: &SessionUser, workspace: &str, namespace: &str, name: &str) -> Result<MigrationPerformance, AppError>;
     /// Removes a dedicated node no workload uses (its Node and capacity reservation go with it),
     /// or dismisses a failed request.
     async fn delete_dedicated_node(&self, user: &SessionUser, workspace: &str, name: &str) -> Result<(), AppError>;

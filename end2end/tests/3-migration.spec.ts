@@ -87,6 +87,22 @@ test('the whole use case: dedicated node, Migrate to Dedicated Node, zero downti
   await expect(events.locator('li[data-kind="DedicatedNode"][data-reason="Ready"]')).toContainText(`Node ${node} is Ready for workloads.`);
   await expect(events.locator('li[data-kind="Node"][data-reason="RegisteredNode"]')).toContainText(`Registered Node ${node}`);
   await expect(page.getByTestId('node-cost')).toContainText(/So far\s*\$\d+\.\d\d/);
+
+  // Step 16, verified over time: the report charts web's CPU use from Prometheus before and
+  // after the move (KWOK's emulation: busy on the shared pool, 35-40% of the requests on the
+  // dedicated node), and says nothing about latency it has no numbers for (no traffic
+  // simulator in this suite).
+  await open(page, here);
+  const cpuTrend = page.locator('[data-trend="CPU use"][data-workload="Deployment web"]');
+  await expect(cpuTrend.getByTestId('trend-line')).toHaveAttribute('d', /^M[\d.]+,[\d.]+L/);
+  const sentence = /^CPU use of Deployment web: ([\d.]+) vCPU before the move, ([\d.]+) vCPU after\.$/;
+  await expect(cpuTrend.getByTestId('trend-summary')).toHaveText(sentence, { timeout: 120_000 });
+  const [, before, after] = (await cpuTrend.getByTestId('trend-summary').textContent())!.match(sentence)!;
+  expect(Number(before)).toBeGreaterThan(1.0);
+  expect(Number(after)).toBeGreaterThanOrEqual(0.5);
+  expect(Number(after)).toBeLessThanOrEqual(0.65);
+  await expect(page.locator('[data-trend="p95 latency"][data-workload="Deployment web"]').getByTestId('trend-summary'))
+    .toHaveText('p95 latency of Deployment web: not measured both before and after the move.');
 });
 
 test('a migration that cannot schedule rolls back automatically and explains why', async ({ page }) => {

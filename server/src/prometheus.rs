@@ -208,10 +208,57 @@ pub mod node_usage {
     }
 }
 
+pub mod workload_usage {
+    //! A workload's CPU use over time, from the kubelet's per-container counters (what the
+    //! migration report charts before and after a move). Without kube-state-metrics to join
+    //! pods to their owners, the workload's pods are matched by the names their controllers
+    //! give them.
+
+    use app::model::WorkloadKind;
+
+    use super::escape_promql_string;
+
+    /// The names of a workload's pods as a regular expression: a Deployment's are
+    /// `<name>-<replicaset hash>-<suffix>`, a StatefulSet's `<name>-<ordinal>`.
+    pub fn pod_pattern(kind: WorkloadKind, name: &str) -> String {
+        // Kubernetes names are [a-z0-9.-]: only the dot means something in a regex.
+        let name = name.replace('.', r"\.");
+        match kind {
+            WorkloadKind::Deployment => format!("{name}-[a-z0-9]+-[a-z0-9]+"),
+            WorkloadKind::StatefulSet => format!("{name}-[0-9]+"),
+        }
+    }
+
+    /// CPU cores the workload's containers used, as a rate over `window` seconds.
+    pub fn cpu_query(namespace: &str, kind: WorkloadKind, name: &str, window: i64) -> String {
+        format!(
+            r#"sum(rate(container_cpu_usage_seconds_total{{namespace="{}", pod=~"{}"}}[{window}s]))"#,
+            escape_promql_string(namespace),
+            escape_promql_string(&pod_pattern(kind, name))
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use app::model::UsageRange;
+
+    #[test]
+    fn a_workloads_pods_are_matched_by_their_controllers_names() {
+        use app::model::WorkloadKind;
+        assert_eq!(
+            workload_usage::cpu_query("acme", WorkloadKind::Deployment, "web", 60),
+            r#"sum(rate(container_cpu_usage_seconds_total{namespace="acme", pod=~"web-[a-z0-9]+-[a-z0-9]+"}[60s]))"#
+        );
+        let re = |kind, name| regex::Regex::new(&format!("^{}$", workload_usage::pod_pattern(kind, name))).unwrap();
+        let web = re(WorkloadKind::Deployment, "web");
+        assert!(web.is_match("web-7d9f8b6c5-x2k4q") && !web.is_match("web-api-7d9f8b6c5-x2k4q") && !web.is_match("webx-1-2"));
+        let db = re(WorkloadKind::StatefulSet, "db.v2");
+        assert!(db.is_match("db.v2-0") && !db.is_match("dbxv2-0") && !db.is_match("db.v2-a"));
+        // In the query the regex is a PromQL string: its backslash is escaped.
+        assert!(workload_usage::cpu_query("acme", WorkloadKind::StatefulSet, "db.v2", 60).contains(r#"pod=~"db\\.v2-[0-9]+""#));
+    }
 
     #[test]
     fn a_node_name_cannot_end_the_label_matcher() {

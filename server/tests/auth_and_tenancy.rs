@@ -25,6 +25,7 @@ const WORKSPACE_FUNCTIONS: &[(&str, Form)] = &[
     ("plan_migration", &[("node", "globex-prod-000000"), ("workloads", "globex-prod/Deployment/storefront")]),
     ("start_migration", &[("node", "globex-prod-000000"), ("workloads", "globex-prod/Deployment/storefront")]),
     ("load_migration_progress", &[("namespace", "globex-prod"), ("name", "mig-00000000")]),
+    ("load_migration_performance", &[("namespace", "globex-prod"), ("name", "mig-00000000")]),
     ("control_migration", &[("namespace", "globex-prod"), ("name", "mig-00000000"), ("action", "Resume")]),
 ];
 
@@ -339,6 +340,7 @@ async fn another_tenants_node_and_migration_are_not_found_from_ones_own_workspac
         ("plan_migration", vec![("node", &node), ("workloads", "globex-prod/Deployment/storefront")]),
         ("start_migration", vec![("node", &node), ("workloads", "globex-prod/Deployment/storefront")]),
         ("load_migration_progress", vec![("namespace", "globex-prod"), ("name", &migration)]),
+        ("load_migration_performance", vec![("namespace", "globex-prod"), ("name", &migration)]),
         ("control_migration", vec![("namespace", "globex-prod"), ("name", &migration), ("action", "Resume")]),
     ];
     for (f, form) in &calls {

@@ -1,7 +1,8 @@
 //! A node's usage history, end to end on the local cluster: KWOK emulates each kubelet's
 //! `/metrics/resource` with the usage a pod's annotations set (`hack/cluster/kwok/usage.yaml`),
 //! the cluster's own Prometheus scrapes it (`hack/cluster/up.sh`), and the dashboard's range
-//! queries (`server::prometheus::node_usage`) read it back.
+//! queries (`server::prometheus::node_usage`, and `workload_usage` for the migration report)
+//! read it back.
 //!
 //! Needs the cluster `make test` starts (`KUBECONFIG`, `PROMETHEUS_URL`).
 
@@ -9,10 +10,10 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use app::model::UsageRange;
+use app::model::{UsageRange, WorkloadKind};
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{Api, PostParams};
-use server::prometheus::{node_usage, Prometheus};
+use server::prometheus::{node_usage, workload_usage, Prometheus};
 use support::cluster::{client, kwok_node, name, node_ready, wait_until, Cleanup};
 
 const MIB: f64 = 1024.0 * 1024.0;
@@ -54,7 +55,8 @@ async fn prometheus_scraping_kwok_reads_back_the_usage_the_pods_were_given() {
 
     let ns = cleanup.namespace("usage", &[]).await;
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
-    for (pod, cpu, memory) in [("a", "250m", "300Mi"), ("b", "500m", "200Mi")] {
+    // Named as a Deployment's pods are: the migration report reads a workload's CPU by them.
+    for (pod, cpu, memory) in [("web-6f7d8c9b5-a1b2c", "250m", "300Mi"), ("worker-6f7d8c9b5-x9y8z", "500m", "200Mi")] {
         pods.create(&PostParams::default(), &pod_using(pod, &node, cpu, memory)).await.expect("create a pod");
     }
 
@@ -84,6 +86,22 @@ async fn prometheus_scraping_kwok_reads_back_the_usage_the_pods_were_given() {
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
     eprintln!("usage of {node} read back through Prometheus {:.1} s after the pods were created", started.elapsed().as_secs_f64());
+
+    // A workload's CPU, as the migration report reads it: its pods only, by their names.
+    let web = workload_usage::cpu_query(&ns, WorkloadKind::Deployment, "web", 60);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let web_now = prom.range(&web, now - 300, now, 15).await.expect("the workload's CPU").last().map(|p| p.1);
+        if web_now.is_some_and(|c| (c - 0.25).abs() < 0.02) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "web's pods use 0.25 vCPU (worker's 0.5 not counted): read {web_now:?}");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let we = prom.range(&workload_usage::cpu_query(&ns, WorkloadKind::Deployment, "we", 60), now - 300, now, 15).await.expect("query");
+    assert!(we.is_empty(), "a prefix of a workload's name matches none of its pods: {we:?}");
 
     // Another node's series are not this node's: a name that is a prefix matches nothing.
     let now = time::OffsetDateTime::now_utc().unix_timestamp();

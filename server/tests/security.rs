@@ -183,6 +183,7 @@ async fn names_that_break_kubernetes_rules_are_refused_before_any_api_call() {
             ("load_node_details", vec![("name", bad)]),
             ("delete_dedicated_node", vec![("name", bad)]),
             ("load_migration_progress", vec![("namespace", "acme-production"), ("name", bad)]),
+            ("load_migration_performance", vec![("namespace", "acme-production"), ("name", bad)]),
             ("load_migration_progress", vec![("namespace", bad), ("name", "m")]),
             ("control_migration", vec![("namespace", "acme-production"), ("name", bad), ("action", "Resume")]),
             ("plan_migration", vec![("node", bad), ("workloads", "acme-production/Deployment/web")]),

@@ -12,8 +12,8 @@ use leptos::prelude::*;
 use crate::model::UsageSeries;
 
 /// The chart's drawing box; the SVG scales to its container's width.
-const WIDTH: f64 = 600.0;
-const HEIGHT: f64 = 150.0;
+pub(crate) const WIDTH: f64 = 600.0;
+pub(crate) const HEIGHT: f64 = 150.0;
 
 /// "0.42", "3.5", "12": two decimals below 1, one below 10, none above.
 pub fn format_usage(v: f64) -> String {

@@ -3,7 +3,11 @@
 use leptos::prelude::*;
 
 mod chart;
+mod loaded;
+mod trend_chart;
 pub use chart::{format_usage, UsageChart};
+pub use loaded::{loaded, refresh_while_open, REFRESH_SECONDS};
+pub use trend_chart::{trend_summary, TrendChart};
 
 use crate::error::AppError;
 use crate::model::{format_amount, format_utc_time, Permission, Role, Tone, UsageBar};

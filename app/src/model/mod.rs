@@ -5,6 +5,7 @@
 mod format;
 mod names;
 mod node_details;
+mod performance;
 mod usage;
 mod vocabulary;
 mod workload_key;
@@ -12,6 +13,7 @@ mod workload_key;
 pub use format::*;
 pub use names::*;
 pub use node_details::{NodeConditionView, NodeCost, NodeDetails, NodeEventView, WorkloadOnNode};
+pub use performance::{MigrationPerformance, Trend, Verdict, WorkloadPerformance, CLEAR_CHANGE};
 pub use usage::{NodeUsage, UsageRange, UsageSeries};
 pub use vocabulary::*;
 pub use workload_key::WorkloadKey;

@@ -13,6 +13,7 @@ use crate::model::{
     WorkloadState,
 };
 use crate::pages::layout::use_workspace_slug;
+use crate::pages::migration_performance::PerformanceCard;
 
 #[server(endpoint = "start_migration")]
 pub async fn start_migration(
@@ -215,6 +216,7 @@ fn CompletionReport(m: MigrationProgress) -> impl IntoView {
         Some(false) => "Some workloads dipped below their desired available replicas; see the numbers.",
         None => "Availability was not measured for every workload, so zero downtime is not confirmed.",
     };
+    let (workspace, namespace, name) = (m.workspace.clone(), m.namespace.clone(), m.name.clone());
     view! {
         <Card title="Migration complete">
             <div class="space-y-3 text-sm" data-testid="completion-report">
@@ -249,6 +251,7 @@ fn CompletionReport(m: MigrationProgress) -> impl IntoView {
                 <a class=BUTTON_SECONDARY href=format!("/w/{}/nodes", m.workspace)>"See the node in Node Management"</a>
             </div>
         </Card>
+        <PerformanceCard workspace namespace name/>
     }
 }
 

@@ -3,6 +3,7 @@
 pub mod add_node;
 pub mod layout;
 pub mod login;
+pub mod migration_performance;
 pub mod migration_run;
 pub mod migrations;
 pub mod node_details;

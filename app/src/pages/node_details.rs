@@ -1,11 +1,12 @@
 //! A dedicated node's monitoring beside its usage (use case step 17): the pods on it by
 //! workload, the Kubernetes Events of the Node and of its order, the Node's conditions and
 //! the month's cost. One server function feeds every card; the page reloads it when the
-//! provisioning progress moves and, once hydrated, every [`REFRESH_SECONDS`](crate::pages::node_usage::REFRESH_SECONDS).
+//! provisioning progress moves and, once hydrated, every
+//! [`REFRESH_SECONDS`](crate::components::REFRESH_SECONDS).
 
 use leptos::prelude::*;
 
-use crate::components::{Badge, Card, LocalTime};
+use crate::components::{loaded, refresh_while_open, Badge, Card, LocalTime};
 use crate::error::AppError;
 use crate::model::{count, format_amount, format_usd, format_utc_date, NodeConditionView, NodeCost, NodeDetails, NodeEventView, Tone, WorkloadOnNode};
 
@@ -19,38 +20,18 @@ pub async fn load_node_details(workspace: String, name: String) -> Result<NodeDe
 pub type Details = Resource<Result<NodeDetails, AppError>>;
 
 /// The node's details, reloaded whenever `moved` changes (a step, the phase) and every
-/// [`REFRESH_SECONDS`](crate::pages::node_usage::REFRESH_SECONDS) once hydrated.
+/// [`REFRESH_SECONDS`](crate::components::REFRESH_SECONDS) once hydrated.
 pub fn node_details<T: PartialEq + Clone + Send + Sync + 'static>(workspace: String, name: String, moved: Memo<T>) -> Details {
     let details = Resource::new(move || moved.get(), move |_| load_node_details(workspace.clone(), name.clone()));
-    #[cfg(feature = "hydrate")]
-    {
-        let handle = set_interval_with_handle(move || details.refetch(), std::time::Duration::from_secs(crate::pages::node_usage::REFRESH_SECONDS));
-        if let Ok(handle) = handle {
-            on_cleanup(move || handle.clear());
-        }
-    }
+    refresh_while_open(details);
     details
-}
-
-/// Renders `card` with the loaded details; a failed load says why in place.
-fn with_details<V: IntoView + 'static>(details: Details, card: impl Fn(NodeDetails) -> V + Send + Sync + Copy + 'static) -> impl IntoView {
-    view! {
-        <Transition fallback=|| view! { <p class="text-sm text-slate-500">"Loading…"</p> }>
-            {move || Suspend::new(async move {
-                match details.await {
-                    Ok(d) => card(d).into_any(),
-                    Err(e) => view! { <p class="text-sm text-rose-600 dark:text-rose-400" role="alert">{e.to_string()}</p> }.into_any(),
-                }
-            })}
-        </Transition>
-    }
 }
 
 #[component]
 pub fn NodePodsCard(details: Details) -> impl IntoView {
     view! {
         <Card title="Pods on this node">
-            {with_details(details, |d| view! { <PodsByWorkload workloads=d.workloads other_pods=d.other_pods/> })}
+            {loaded(details, "Loading…", |d| view! { <PodsByWorkload workloads=d.workloads other_pods=d.other_pods/> })}
         </Card>
     }
 }
@@ -89,7 +70,7 @@ fn PodsByWorkload(workloads: Vec<WorkloadOnNode>, other_pods: u32) -> impl IntoV
 pub fn NodeEventsCard(details: Details) -> impl IntoView {
     view! {
         <Card title="Events">
-            {with_details(details, |d| view! { <EventList events=d.events unavailable=d.unavailable/> })}
+            {loaded(details, "Loading…", |d| view! { <EventList events=d.events unavailable=d.unavailable/> })}
         </Card>
     }
 }
@@ -132,7 +113,7 @@ fn EventRow(e: NodeEventView) -> impl IntoView {
 #[component]
 pub fn NodeHealthCards(details: Details) -> impl IntoView {
     view! {
-        {with_details(details, |d| view! {
+        {loaded(details, "Loading…", |d| view! {
             {d.cost.map(|cost| view! { <CostCard cost/> })}
             {(!d.conditions.is_empty()).then(|| view! { <ConditionsCard conditions=d.conditions/> })}
         })}

@@ -1,15 +1,13 @@
 //! A dedicated node's monitoring (use case step 16): CPU and memory used over the last hour,
 //! day or week, against what the node offers and what its pods requested. Rendered on the
-//! server; once hydrated the chosen range reloads every [`REFRESH_SECONDS`].
+//! server; once hydrated the chosen range reloads every
+//! [`REFRESH_SECONDS`](crate::components::REFRESH_SECONDS).
 
 use leptos::prelude::*;
 
-use crate::components::{Card, UsageChart};
+use crate::components::{loaded, refresh_while_open, Card, UsageChart};
 use crate::error::AppError;
 use crate::model::{NodeUsage, UsageRange};
-
-/// How often an open page asks for fresh points: a few scrapes of the local Prometheus.
-pub const REFRESH_SECONDS: u64 = 15;
 
 #[server(endpoint = "load_node_usage")]
 pub async fn load_node_usage(workspace: String, name: String, range: UsageRange) -> Result<NodeUsage, AppError> {
@@ -25,13 +23,7 @@ const RANGE_OFF: &str = "rounded-md px-3 py-1 text-sm font-medium text-slate-600
 pub fn NodeUsageCard(workspace: String, name: String) -> impl IntoView {
     let range = RwSignal::new(UsageRange::default());
     let usage = Resource::new(move || range.get(), move |r| load_node_usage(workspace.clone(), name.clone(), r));
-    #[cfg(feature = "hydrate")]
-    {
-        let handle = set_interval_with_handle(move || usage.refetch(), std::time::Duration::from_secs(REFRESH_SECONDS));
-        if let Ok(handle) = handle {
-            on_cleanup(move || handle.clear());
-        }
-    }
+    refresh_while_open(usage);
     view! {
         <Card title="Usage">
             <div class="mb-4 inline-flex rounded-lg bg-slate-100 p-1 dark:bg-slate-800" role="group" aria-label="Time range">
@@ -41,14 +33,7 @@ pub fn NodeUsageCard(workspace: String, name: String) -> impl IntoView {
                         on:click=move |_| range.set(r)>{r.label()}</button>
                 }).collect_view()}
             </div>
-            <Transition fallback=|| view! { <p class="text-sm text-slate-500">"Loading usage…"</p> }>
-                {move || Suspend::new(async move {
-                    match usage.await {
-                        Ok(u) => view! { <UsageCharts u/> }.into_any(),
-                        Err(e) => view! { <p class="text-sm text-rose-600 dark:text-rose-400" role="alert">{e.to_string()}</p> }.into_any(),
-                    }
-                })}
-            </Transition>
+            {loaded(usage, "Loading usage…", |u| view! { <UsageCharts u/> })}
         </Card>
     }
 }

@@ -14,6 +14,7 @@ mod migration_runs;
 mod migrations;
 mod node_details;
 mod nodes;
+mod performance;
 pub mod views;
 
 use crate::auth::password;
@@ -306,6 +307,13 @@ impl Backend for DashboardBackend {
             progress.report = self.improvement(&migration, &progress).await.ok();
         }
         Ok(progress)
+    }
+
+    async fn migration_performance(&self, user: &SessionUser, workspace: &str, namespace: &str, name: &str) -> Result<MigrationPerformance, AppError> {
+        let (_, ws) = self.membership(user, workspace).await?;
+        valid(check_namespace(namespace).and(check_name("migration", name)))?;
+        let migration = self.workspace_migration(&ws.slug, namespace, name).await?;
+        self.performance_of(&migration).await
     }
 
     async fn control_migration(&self, user: &SessionUser, workspace: &str, namespace: &str, name: &str, control: &MigrationControl) -> Result<(), AppError> {

@@ -25,7 +25,9 @@ const MAX_EVENTS: usize = 50;
 impl DashboardBackend {
     pub(super) async fn details_of(&self, ws: &str, dn: &DedicatedNode) -> Result<NodeDetails, AppError> {
         let node = views::node_progress(dn).node_name;
-        let names: Vec<String> = std::iter::once(dn.name_any()).chain(node.clone()).collect();
+        // The kwok provider names the Node after its order; Karpenter's Node has its own name.
+        let mut names: Vec<String> = std::iter::once(dn.name_any()).chain(node.clone()).collect();
+        names.dedup();
         let (snapshot, events) = futures::join!(self.snapshot(), self.events_about(&names));
         let mut unavailable = None;
         let (conditions, (workloads, other_pods)) = match (&snapshot, &node) {
