@@ -5,8 +5,9 @@
 
 use app::error::AppError;
 use app::model::{MigrationPerformance, Trend, WorkloadPerformance, WorkloadState};
+use kube::ResourceExt;
 
-use super::{views, DashboardBackend};
+use super::DashboardBackend;
 use crate::crd::WorkloadMigration;
 use crate::engine::time::parse_rfc3339;
 use crate::migration::latency::{self, DEFAULT_QUERY_TEMPLATE};
@@ -25,7 +26,6 @@ const RATE_WINDOW: i64 = 60;
 impl DashboardBackend {
     pub(super) async fn performance_of(&self, m: &WorkloadMigration) -> Result<MigrationPerformance, AppError> {
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
-        let progress = views::migration_progress(m);
         let status = m.status.clone().unwrap_or_default();
         let started = status.started_at.as_deref().and_then(parse_rfc3339).map(|t| t.unix_timestamp());
         let finished = status.finished_at.as_deref().and_then(parse_rfc3339).map(|t| t.unix_timestamp());
@@ -60,7 +60,7 @@ impl DashboardBackend {
         match futures::future::try_join_all(reads).await {
             Ok(workloads) => Ok(MigrationPerformance { start, end, step, workloads, unavailable: None }),
             Err(e) => {
-                tracing::warn!(migration = %progress.name, error = %e, "performance history");
+                tracing::warn!(migration = %m.name_any(), error = %e, "performance history");
                 Ok(empty(&format!("Prometheus did not answer ({e}).")))
             }
         }
