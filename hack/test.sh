@@ -22,8 +22,10 @@ cargo clippy -p frontend --target wasm32-unknown-unknown -- -D warnings
 export HEXA_CLUSTER_DIR="${HEXA_TEST_CLUSTER_DIR:-$HEXA_CACHE/cluster-test}"
 cluster_dir="$HEXA_CLUSTER_DIR"
 server_pid=""
+simulator_pid=""
 cleanup() {
   [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null || true
+  [ -n "$simulator_pid" ] && kill "$simulator_pid" 2>/dev/null || true
   bash "$root/hack/postgres.sh" stop || true
   [ -z "${HEXA_KEEP_CLUSTER:-}" ] && bash "$root/hack/cluster/down.sh" || true
 }
@@ -44,6 +46,12 @@ bash hack/build.sh
 bash hack/image/build.sh && bash hack/image/check.sh
 
 step "Playwright end-to-end tests in Chromium"
+# The demo's traffic simulator, as `make run` starts it: the report's p95 before and after a
+# move is read from Prometheus like any app's (it ends with this script, its parent).
+if [ -n "${SIMULATOR_ADDR:-}" ]; then
+  "$CARGO_TARGET_DIR/release/traffic-simulator" --listen "$SIMULATOR_ADDR" >"$HEXA_CACHE/e2e-simulator.log" 2>&1 &
+  simulator_pid=$!
+fi
 port=$(free_port)
 e2e_db="$HEXA_CACHE/e2e-$$.db"
 rm -f "$e2e_db"
