@@ -224,6 +224,32 @@ async fn after_catching_up_the_store_holds_the_written_version() {
     }
 }
 
+/// An order created elsewhere (another replica, kubectl) a moment ago is found by name at once,
+/// before this replica's watch brings it: a miss is read through.
+#[tokio::test]
+async fn an_order_made_elsewhere_is_found_by_name_before_the_watch_brings_it() {
+    use server::crd::{DedicatedNode, DedicatedNodeSpec};
+    let client = cluster::client().await;
+    server::engine::install::ensure_platform(client.clone()).await.expect("platform installed");
+    let cache = server::cache::ClusterCache::start(client.clone());
+    let reads = server::cache::ClusterReads::Cached(cache.clone());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !cache.is_synced() {
+        assert!(tokio::time::Instant::now() < deadline, "the caches never listed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let api = Api::<DedicatedNode>::all(client.clone());
+    for round in 0..5 {
+        let name = cluster::name("cache-elsewhere");
+        let spec = DedicatedNodeSpec { workspace: "cache-test".into(), size: "d2.large".into(), region: "r".into(), requested_by: "t@e".into() };
+        api.create(&PostParams::default(), &DedicatedNode::new(&name, spec)).await.unwrap();
+        let found = reads.dedicated_node(&name).await.expect("a read");
+        let _ = api.delete(&name, &Default::default()).await;
+        assert_eq!(found.map(|d| d.metadata.name.clone().unwrap_or_default()), Some(name), "round {round}");
+    }
+    assert!(reads.dedicated_node("cache-never-made").await.expect("a read").is_none(), "a name that exists nowhere is still not found");
+}
+
 /// Reads `progress` events of an open stream until one satisfies `wanted`.
 async fn until_event(r: &mut reqwest::Response, buf: &mut String, wanted: impl Fn(&Value) -> bool, timeout: Duration) -> Result<Value, String> {
     let deadline = tokio::time::Instant::now() + timeout;

@@ -255,26 +255,30 @@ impl ClusterReads {
         Ok(crate::cluster::usage::workspaces_of(metas.iter().map(|m| &m.metadata)).into_iter().filter(|(_, w)| w == ws).map(|(ns, _)| ns).collect())
     }
 
+    /// One order by name. A miss in the cache is read through once: an order created a moment
+    /// ago through another replica (or kubectl) is not in this replica's watch yet, and its
+    /// page must not answer "not found".
     pub async fn dedicated_node(&self, name: &str) -> Result<Option<Arc<DedicatedNode>>, String> {
-        match self {
-            Self::Cached(cache) => {
-                cache.usable().await.map_err(|e| e.to_string())?;
-                Ok(cache.dedicated_nodes.get(name, None))
+        let api = || Api::<DedicatedNode>::all(self.client().clone());
+        if let Self::Cached(cache) = self {
+            cache.usable().await.map_err(|e| e.to_string())?;
+            if let Some(found) = cache.dedicated_nodes.get(name, None) {
+                return Ok(Some(found));
             }
-            Self::Direct(client) => Api::<DedicatedNode>::all(client.clone()).get_opt(name).await.map(|o| o.map(Arc::new)).map_err(crate::cluster::error_text),
         }
+        api().get_opt(name).await.map(|o| o.map(Arc::new)).map_err(crate::cluster::error_text)
     }
 
+    /// One migration, read through on a miss like [`Self::dedicated_node`].
     pub async fn migration(&self, namespace: &str, name: &str) -> Result<Option<Arc<WorkloadMigration>>, String> {
-        match self {
-            Self::Cached(cache) => {
-                cache.usable().await.map_err(|e| e.to_string())?;
-                Ok(cache.migrations.get(name, Some(namespace)))
-            }
-            Self::Direct(client) => {
-                Api::<WorkloadMigration>::namespaced(client.clone(), namespace).get_opt(name).await.map(|o| o.map(Arc::new)).map_err(crate::cluster::error_text)
+        let api = || Api::<WorkloadMigration>::namespaced(self.client().clone(), namespace);
+        if let Self::Cached(cache) = self {
+            cache.usable().await.map_err(|e| e.to_string())?;
+            if let Some(found) = cache.migrations.get(name, Some(namespace)) {
+                return Ok(Some(found));
             }
         }
+        api().get_opt(name).await.map(|o| o.map(Arc::new)).map_err(crate::cluster::error_text)
     }
 
     /// After a write of a dedicated node: the next read sees it.
