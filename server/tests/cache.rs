@@ -189,11 +189,8 @@ async fn readiness_waits_for_the_caches_first_list() {
     srv.stop().await;
 }
 
-/// The cache's own wait, without HTTP in between: right after `caught_up` the store holds the
-/// version the API server answered the write with (a create, then a change).
-#[tokio::test]
-async fn after_catching_up_the_store_holds_the_written_version() {
-    use server::crd::{DedicatedNode, DedicatedNodeSpec};
+/// The platform installed and a cache of the test's own that has listed the cluster once.
+async fn synced_cache() -> (kube::Client, std::sync::Arc<server::cache::ClusterCache>) {
     let client = cluster::client().await;
     server::engine::install::ensure_platform(client.clone()).await.expect("platform installed");
     let cache = server::cache::ClusterCache::start(client.clone());
@@ -202,6 +199,15 @@ async fn after_catching_up_the_store_holds_the_written_version() {
         assert!(tokio::time::Instant::now() < deadline, "the caches never listed");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    (client, cache)
+}
+
+/// The cache's own wait, without HTTP in between: right after `caught_up` the store holds the
+/// version the API server answered the write with (a create, then a change).
+#[tokio::test]
+async fn after_catching_up_the_store_holds_the_written_version() {
+    use server::crd::{DedicatedNode, DedicatedNodeSpec};
+    let (client, cache) = synced_cache().await;
     let api = Api::<DedicatedNode>::all(client.clone());
     let version = |d: &DedicatedNode| d.metadata.resource_version.clone();
     for round in 0..10 {
@@ -229,15 +235,8 @@ async fn after_catching_up_the_store_holds_the_written_version() {
 #[tokio::test]
 async fn an_order_made_elsewhere_is_found_by_name_before_the_watch_brings_it() {
     use server::crd::{DedicatedNode, DedicatedNodeSpec};
-    let client = cluster::client().await;
-    server::engine::install::ensure_platform(client.clone()).await.expect("platform installed");
-    let cache = server::cache::ClusterCache::start(client.clone());
+    let (client, cache) = synced_cache().await;
     let reads = server::cache::ClusterReads::Cached(cache.clone());
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while !cache.is_synced() {
-        assert!(tokio::time::Instant::now() < deadline, "the caches never listed");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
     let api = Api::<DedicatedNode>::all(client.clone());
     for round in 0..5 {
         let name = cluster::name("cache-elsewhere");

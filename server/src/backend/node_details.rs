@@ -24,7 +24,7 @@ const MAX_EVENTS: usize = 50;
 
 impl DashboardBackend {
     pub(super) async fn details_of(&self, ws: &str, dn: &DedicatedNode) -> Result<NodeDetails, AppError> {
-        let node = views::node_progress(dn).node_name;
+        let node = dn.status.as_ref().and_then(|s| s.node_name.clone());
         // The kwok provider names the Node after its order; Karpenter's Node has its own name.
         let mut names: Vec<String> = std::iter::once(dn.name_any()).chain(node.clone()).collect();
         names.dedup();
